@@ -1,0 +1,235 @@
+"""Reading the source catalog: configurable table/column names, keyset-paged chunks.
+
+SQLAlchemy Core only; every name comes from `CatalogConfig`, every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES, IdRange
+
+RAW_COLUMNS = ("resource_id", "source_updated_at", "name", "spotify_data", "enrichment_data",
+               "custom_data", "links")
+
+
+class ResourceTable(BaseModel):
+    table: str
+    id_column: str = "id"
+    name_column: str = "name"
+    updated_at_column: str = "updated_at"
+    spotify_column: str = "spotify_data"
+    enrichment_column: str = "enrichment_data"
+    custom_column: str = "custom_data"
+
+
+class LinkTable(BaseModel):
+    """A many-to-many table (Django's `ManyToManyField` through table)."""
+
+    table: str
+    from_column: str
+    to_column: str
+    order_column: str | None = "id"
+
+
+class CatalogConfig(BaseModel):
+    """Where descriptors live in the catalog. Defaults: the demo's Django app `music`."""
+
+    db_schema: str | None = None
+    genre: ResourceTable = ResourceTable(table="music_genre")
+    artist: ResourceTable = ResourceTable(table="music_artist")
+    album: ResourceTable = ResourceTable(table="music_album")
+    track: ResourceTable = ResourceTable(table="music_track")
+    genre_parent_column: str | None = "parent_id"
+    artist_genres: LinkTable = LinkTable(table="music_artist_genres", from_column="artist_id",
+                                         to_column="genre_id")
+    album_artists: LinkTable = LinkTable(table="music_album_artists", from_column="album_id",
+                                         to_column="artist_id")
+    track_albums: LinkTable = LinkTable(table="music_track_albums", from_column="track_id",
+                                        to_column="album_id")
+    track_artists: LinkTable = LinkTable(table="music_track_artists", from_column="track_id",
+                                         to_column="artist_id")
+
+    @classmethod
+    def from_file(cls, path: str | Path | None) -> CatalogConfig:
+        if not path:
+            return cls()
+        return cls.model_validate(json.loads(Path(path).read_text()))
+
+    def resource(self, resource_type: str) -> ResourceTable:
+        return getattr(self, resource_type)
+
+    def links_of(self, resource_type: str) -> list[tuple[str, LinkTable, str]]:
+        """(name in the raw row, link table, linked resource type) for one resource type."""
+        return {
+            "genre": [],
+            "artist": [("genres", self.artist_genres, "genre")],
+            "album": [("artists", self.album_artists, "artist")],
+            "track": [("albums", self.track_albums, "album"), ("artists", self.track_artists,
+                                                                "artist")],
+        }[resource_type]
+
+
+@dataclass(frozen=True)
+class CatalogChunk:
+    """Raw rows of one keyset page and the id span it covers (for deleting vanished rows)."""
+
+    span: IdRange
+    rows: pd.DataFrame  # columns RAW_COLUMNS; JSON columns as text, exactly as stored
+
+
+class CatalogSource:
+    """The catalog, read-only. Callers hold no connection between chunks."""
+
+    def __init__(self, engine: sa.Engine, config: CatalogConfig | None = None) -> None:
+        self.engine = engine
+        self.config = config or CatalogConfig()
+        self._metadata = sa.MetaData(schema=self.config.db_schema)
+        self._tables: dict[str, sa.Table] = {}
+
+    # -- table objects built from configuration: names are identifiers, quoted by SQLAlchemy
+    def resource_table(self, resource_type: str) -> sa.Table:
+        if resource_type not in self._tables:
+            cfg = self.config.resource(resource_type)
+            columns = [
+                sa.Column(cfg.id_column, sa.BigInteger, primary_key=True),
+                sa.Column(cfg.name_column, sa.Text),
+                sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)),
+                sa.Column(cfg.spotify_column, sa.Text),
+                sa.Column(cfg.enrichment_column, sa.Text),
+                sa.Column(cfg.custom_column, sa.Text),
+            ]
+            if resource_type == "genre" and self.config.genre_parent_column:
+                columns.append(sa.Column(self.config.genre_parent_column, sa.BigInteger))
+            self._tables[resource_type] = sa.Table(cfg.table, self._metadata, *columns)
+        return self._tables[resource_type]
+
+    def link_table(self, link: LinkTable) -> sa.Table:
+        if link.table not in self._tables:
+            columns = [sa.Column(link.from_column, sa.BigInteger),
+                       sa.Column(link.to_column, sa.BigInteger)]
+            if link.order_column:
+                columns.insert(0, sa.Column(link.order_column, sa.BigInteger))
+            self._tables[link.table] = sa.Table(link.table, self._metadata, *columns)
+        return self._tables[link.table]
+
+    # -- queries
+    def max_ids(self) -> dict[str, int]:
+        out = {}
+        with self.engine.connect() as conn:
+            for resource_type in RESOURCE_TYPES:
+                t = self.resource_table(resource_type)
+                cfg = self.config.resource(resource_type)
+                out[resource_type] = conn.execute(
+                    sa.select(sa.func.max(t.c[cfg.id_column]))).scalar() or 0
+        return out
+
+    def count(self, resource_type: str, id_range: IdRange | None = None) -> int:
+        t = self.resource_table(resource_type)
+        id_col = t.c[self.config.resource(resource_type).id_column]
+        query = sa.select(sa.func.count()).select_from(t)
+        if id_range is not None:
+            query = query.where(id_col.between(id_range.first, id_range.last))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def genre_names(self) -> list[str]:
+        t = self.resource_table("genre")
+        cfg = self.config.genre
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(
+                sa.select(t.c[cfg.name_column]).order_by(t.c[cfg.id_column])) if r[0]]
+
+    def iter_chunks(self, resource_type: str, id_range: IdRange, chunk_size: int
+                    ) -> Iterator[CatalogChunk]:
+        """Keyset pages of the range: memory is bounded by chunk_size, not by the catalog."""
+        t = self.resource_table(resource_type)
+        cfg = self.config.resource(resource_type)
+        id_col = t.c[cfg.id_column]
+        select = sa.select(
+            id_col.label("resource_id"),
+            t.c[cfg.updated_at_column].label("source_updated_at"),
+            t.c[cfg.name_column].label("name"),
+            sa.cast(t.c[cfg.spotify_column], sa.Text).label("spotify_data"),
+            sa.cast(t.c[cfg.enrichment_column], sa.Text).label("enrichment_data"),
+            sa.cast(t.c[cfg.custom_column], sa.Text).label("custom_data"),
+        )
+        after = id_range.first - 1
+        while after < id_range.last:
+            query = (select.where(id_col > after, id_col <= id_range.last)
+                     .order_by(id_col).limit(chunk_size))
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+                last = rows[-1]["resource_id"] if len(rows) == chunk_size else id_range.last
+                span = IdRange(after + 1, last)
+                links = self._links(conn, resource_type, span)
+            frame = pd.DataFrame([dict(r) for r in rows], columns=RAW_COLUMNS[:-1])
+            frame["source_updated_at"] = frame["source_updated_at"].map(_iso)
+            frame["links"] = [_json(links.get(int(i), {})) for i in frame["resource_id"]]
+            yield CatalogChunk(span, frame)
+            after = last
+
+    def _links(self, conn: sa.Connection, resource_type: str, span: IdRange
+               ) -> dict[int, dict[str, list[dict[str, Any]]]]:
+        out: dict[int, dict[str, list[dict[str, Any]]]] = {}
+        if resource_type == "genre" and self.config.genre_parent_column:
+            child = self.resource_table("genre")
+            parent = child.alias("parent")
+            cfg = self.config.genre
+            query = (sa.select(child.c[cfg.id_column], parent.c[cfg.id_column],
+                               parent.c[cfg.name_column])
+                     .join(parent, parent.c[cfg.id_column] ==
+                           child.c[self.config.genre_parent_column])
+                     .where(child.c[cfg.id_column].between(span.first, span.last)))
+            for source_id, target_id, name in conn.execute(query):
+                out.setdefault(source_id, {})["parent"] = [{"id": target_id, "name": name}]
+        for key, link, target_type in self.config.links_of(resource_type):
+            lt = self.link_table(link)
+            target = self.resource_table(target_type)
+            tcfg = self.config.resource(target_type)
+            order = lt.c[link.order_column] if link.order_column else target.c[tcfg.id_column]
+            query = (sa.select(lt.c[link.from_column], target.c[tcfg.id_column],
+                               target.c[tcfg.name_column])
+                     .join(target, target.c[tcfg.id_column] == lt.c[link.to_column])
+                     .where(lt.c[link.from_column].between(span.first, span.last))
+                     .order_by(lt.c[link.from_column], order))
+            for source_id, target_id, name in conn.execute(query):
+                out.setdefault(source_id, {}).setdefault(key, []).append(
+                    {"id": target_id, "name": name})
+        return out
+
+    def dependants(self, resource_type: str, ids: list[int]) -> dict[str, set[int]]:
+        """Resources whose documents embed the given ones (for targeted reindex fan-out)."""
+        out: dict[str, set[int]] = {}
+        if not ids:
+            return out
+        with self.engine.connect() as conn:
+            for dependant_type in RESOURCE_TYPES:
+                for _, link, target_type in self.config.links_of(dependant_type):
+                    if target_type != resource_type:
+                        continue
+                    lt = self.link_table(link)
+                    rows = conn.execute(sa.select(lt.c[link.from_column]).where(
+                        lt.c[link.to_column].in_(ids)).distinct())
+                    out.setdefault(dependant_type, set()).update(r[0] for r in rows)
+        return out
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)

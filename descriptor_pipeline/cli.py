@@ -1,0 +1,188 @@
+"""`descriptor-pipeline`: seed the demo, backfill in-process, search, figures, schema docs.
+
+Uses the same stage functions and Dagster assets as the UI; a backfill here is recorded on the
+instance in $DAGSTER_HOME, so `dagster dev` afterwards shows its runs and materializations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(".data")
+
+
+def _default_env() -> None:
+    """Embedded defaults for anything the environment does not set (CLI only, not Dagster)."""
+    data = Path(os.environ.get("DESCRIPTOR_PIPELINE_DATA", DEFAULT_DATA_DIR)).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DESCRIPTOR_CATALOG_URL", f"sqlite:///{data / 'catalog.sqlite'}")
+    os.environ.setdefault("DESCRIPTOR_INDEX_URL", f"sqlite:///{data / 'index.sqlite'}")
+    os.environ.setdefault("DESCRIPTOR_CATALOG_MAPPING", "")
+
+
+def _catalog():  # noqa: ANN202 - imported lazily to keep `--help` fast
+    from descriptor_pipeline.defs.resources import _catalog_source
+
+    return _catalog_source(os.environ["DESCRIPTOR_CATALOG_URL"],
+                           os.environ.get("DESCRIPTOR_CATALOG_MAPPING") or None)
+
+
+def _store():  # noqa: ANN202
+    from descriptor_pipeline.defs.resources import _index_store
+
+    return _index_store(os.environ["DESCRIPTOR_INDEX_URL"])
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from descriptor_pipeline.demo.seed import inject_bad_rows, seed_catalog
+
+    source = _catalog()
+    report = seed_catalog(source.engine, source.config)
+    print(f"seeded demo catalog in {report.seconds:.2f}s: "
+          + ", ".join(f"{n} {t}s" for t, n in report.counts.items())
+          + " | links: " + ", ".join(f"{n} {t}" for t, n in report.links.items()))
+    if args.bad_rows:
+        for line in inject_bad_rows(source.engine, source.config):
+            print(f"  injected bad row -> {line}")
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from descriptor_pipeline.defs.assets import descriptor_assets
+    from descriptor_pipeline.defs.partitions import (
+        all_partitions,
+        multi_partition_key,
+        register_id_ranges,
+    )
+    from descriptor_pipeline.defs.resources import build_resources
+
+    instance = dg.DagsterInstance.get()
+    max_id = max(_catalog().max_ids().values())
+    added = register_id_ranges(instance, max_id, args.range_size)
+    partitions = all_partitions(instance)
+    print(f"instance: {instance.root_directory} | id ranges added: {len(added)} | "
+          f"partitions: {len(partitions)}")
+    totals: dict[str, int] = {}
+    started = time.perf_counter()
+    failed = 0
+    for partition in partitions:
+        t0 = time.perf_counter()
+        result = dg.materialize(
+            descriptor_assets, partition_key=multi_partition_key(partition), instance=instance,
+            resources=build_resources(), raise_on_error=False,
+            tags={"descriptor_pipeline/refresh_mode": "cli_backfill"})
+        if not result.success:
+            failed += 1
+            print(f"  {partition.key:32s} FAILED (see the run in the UI: {result.run_id})")
+            continue
+        figures = []
+        for stage in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
+            (mat,) = result.asset_materializations_for_node(stage)
+            meta = {k: v.value for k, v in mat.metadata.items()}
+            for name in ("rows_read", "rows_written", "rows_rejected", "rows_withdrawn"):
+                totals[f"{stage}.{name}"] = totals.get(f"{stage}.{name}", 0) + int(meta[name])
+            figures.append(f"{stage.split('_')[0]} {meta['rows_read']}r/{meta['rows_written']}w")
+        print(f"  {partition.key:32s} {time.perf_counter() - t0:5.2f}s  " + "  ".join(figures))
+    elapsed = time.perf_counter() - started
+    print(f"backfill of {len(partitions)} partitions took {elapsed:.2f}s")
+    print(f"  resources read:          {totals.get('raw_descriptors.rows_read', 0)}")
+    print(f"  rows quarantined (raw):  {totals.get('raw_descriptors.rows_rejected', 0)}")
+    print(f"  descriptors normalized:  {totals.get('normalized_descriptors.rows_read', 0)} read, "
+          f"{totals.get('normalized_descriptors.rows_written', 0)} written, "
+          f"{totals.get('normalized_descriptors.rows_rejected', 0)} quarantined")
+    print(f"  documents published:     {totals.get('descriptor_index.rows_written', 0)} written, "
+          f"{totals.get('descriptor_index.rows_withdrawn', 0)} withdrawn (editorially blocked)")
+    return 1 if failed else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = _store().search(args.query, limit=args.limit, resource_type=args.type)
+    if not hits:
+        print(f"no results for {args.query!r}")
+    for hit in hits:
+        print(f"{hit.rank:8.2f}  {hit.document_key:14s} {hit.display_text}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    store = _store()
+    print("rows per stage table:")
+    print(store.counts().to_string())
+    quarantined = store.quarantine_rows()
+    if len(quarantined):
+        print("quarantine:")
+        for row in quarantined.itertuples():
+            print(f"  {row.resource_type}:{row.resource_id} [{row.stage}] {row.rule}: "
+                  f"{row.reason[:90]}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    cmd_seed(argparse.Namespace(bad_rows=True))
+    status = cmd_backfill(argparse.Namespace(range_size=args.range_size))
+    cmd_stats(args)
+    for query in args.queries:
+        print(f"\n$ descriptor-pipeline search {query!r}")
+        cmd_search(argparse.Namespace(query=query, limit=5, type=None))
+    print(f"\ndemo finished in {time.perf_counter() - started:.1f}s")
+    return status
+
+
+def cmd_schema_doc(args: argparse.Namespace) -> int:
+    from descriptor_pipeline.schema_doc import render_schema_doc
+
+    text = render_schema_doc()
+    if args.check:
+        current = Path(args.path).read_text(encoding="utf-8")
+        if current != text:
+            print(f"{args.path} is out of date: run descriptor-pipeline schema-doc", file=sys.stderr)
+            return 1
+        return 0
+    Path(args.path).write_text(text, encoding="utf-8")
+    print(f"wrote {args.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="descriptor-pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("seed-demo", help="(re)create the demo catalog from the real-data fixture")
+    p.add_argument("--bad-rows", action="store_true", help="also add rows that must quarantine")
+    p.set_defaults(fn=cmd_seed)
+    p = sub.add_parser("backfill", help="materialize every partition in-process on $DAGSTER_HOME")
+    p.add_argument("--range-size", type=int, default=10_000,
+                   help="ids per new id range (existing ranges keep theirs)")
+    p.set_defaults(fn=cmd_backfill)
+    p = sub.add_parser("search", help="ranked full-text search of the published index")
+    p.add_argument("query")
+    p.add_argument("--type", choices=["genre", "artist", "album", "track"])
+    p.add_argument("--limit", type=int, default=10)
+    p.set_defaults(fn=cmd_search)
+    p = sub.add_parser("stats", help="rows per stage table and the quarantine")
+    p.set_defaults(fn=cmd_stats)
+    p = sub.add_parser("demo", help="seed + backfill + figures + sample searches")
+    p.add_argument("--range-size", type=int, default=1000)
+    p.add_argument("--queries", nargs="*", default=["shoegaze", "björk", "ビョーク"])
+    p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("schema-doc", help="write docs/schema.md from the code's schema")
+    p.add_argument("--path", default="docs/schema.md")
+    p.add_argument("--check", action="store_true", help="fail if the file is out of date")
+    p.set_defaults(fn=cmd_schema_doc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _default_env()
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Dagster definitions, one module per concern; `descriptor_pipeline.definitions` assembles them."""

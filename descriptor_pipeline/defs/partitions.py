@@ -1,0 +1,60 @@
+"""Resource type × id range: the id ranges are dynamic so they grow with the catalog."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from descriptor_pipeline.id_ranges import (
+    RESOURCE_TYPES,
+    DescriptorPartition,
+    IdRange,
+    ranges_covering,
+)
+
+ID_RANGE_PARTITIONS_NAME = "id_range"
+
+id_range_partitions = dg.DynamicPartitionsDefinition(name=ID_RANGE_PARTITIONS_NAME)
+resource_type_partitions = dg.StaticPartitionsDefinition(list(RESOURCE_TYPES))
+descriptor_partitions = dg.MultiPartitionsDefinition(
+    {"resource_type": resource_type_partitions, "id_range": id_range_partitions}
+)
+
+
+def partition_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
+                 ) -> DescriptorPartition:
+    key = context.partition_key
+    if not isinstance(key, dg.MultiPartitionKey):
+        key = descriptor_partitions.get_partition_key_from_str(key)
+    return DescriptorPartition.from_dimensions(key.keys_by_dimension)
+
+
+def multi_partition_key(partition: DescriptorPartition) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey(
+        {"resource_type": partition.resource_type, "id_range": partition.id_range.key}
+    )
+
+
+def missing_id_ranges(existing_keys: list[str], max_id: int, default_size: int) -> list[IdRange]:
+    """Ranges to add so that ids up to max_id are covered.
+
+    Once ranges exist their size is kept (read from the last key), so changing the configured
+    size never creates overlapping partitions.
+    """
+    existing = sorted(IdRange.parse(k) for k in existing_keys)
+    size = (existing[-1].last - existing[-1].first + 1) if existing else default_size
+    have = {r.key for r in existing}
+    return [r for r in ranges_covering(max_id, size) if r.key not in have]
+
+
+def register_id_ranges(instance: dg.DagsterInstance, max_id: int, default_size: int
+                       ) -> list[IdRange]:
+    existing = instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME)
+    new = missing_id_ranges(existing, max_id, default_size)
+    if new:
+        instance.add_dynamic_partitions(ID_RANGE_PARTITIONS_NAME, [r.key for r in new])
+    return new
+
+
+def all_partitions(instance: dg.DagsterInstance) -> list[DescriptorPartition]:
+    keys = sorted(instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
+    return [DescriptorPartition(t, IdRange.parse(k)) for t in RESOURCE_TYPES for k in keys]

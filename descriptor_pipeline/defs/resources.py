@@ -1,0 +1,63 @@
+"""Typed resources. Which store is used (SQLite file or Postgres) is configuration: URLs come
+from environment variables through `EnvVar`, resolved when a run starts, never at import."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import dagster as dg
+from pydantic import Field
+
+from descriptor_pipeline.catalog import CatalogConfig, CatalogSource
+from descriptor_pipeline.index_store import IndexStore, create_engine
+
+
+@cache
+def _catalog_source(url: str, mapping_file: str | None) -> CatalogSource:
+    return CatalogSource(create_engine(url), CatalogConfig.from_file(mapping_file))
+
+
+@cache
+def _index_store(url: str) -> IndexStore:
+    store = IndexStore(create_engine(url))
+    store.migrate()
+    return store
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The source catalog (read-only)."""
+
+    url: str = Field(description="SQLAlchemy URL of the catalog database.")
+    mapping_file: str | None = Field(
+        default=None, description="JSON file mapping tables/columns (CatalogConfig); "
+        "empty for the demo's Django names.")
+
+    def source(self) -> CatalogSource:
+        return _catalog_source(self.url, self.mapping_file or None)
+
+
+class IndexStoreResource(dg.ConfigurableResource):
+    """The pipeline's stage tables and the published index."""
+
+    url: str = Field(description="SQLAlchemy URL of the index database.")
+
+    def store(self) -> IndexStore:
+        return _index_store(self.url)
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Sizes an operator tunes from the launchpad without a deploy."""
+
+    chunk_size: int = Field(default=2000, description="Rows per chunk; bounds memory.")
+    id_range_size: int = Field(
+        default=10_000, description="Ids per new id-range partition (existing ranges keep "
+        "their size).")
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "catalog": CatalogResource(url=dg.EnvVar("DESCRIPTOR_CATALOG_URL"),
+                                   mapping_file=dg.EnvVar("DESCRIPTOR_CATALOG_MAPPING")),
+        "index_store": IndexStoreResource(url=dg.EnvVar("DESCRIPTOR_INDEX_URL")),
+        "settings": PipelineSettings(),
+    }

@@ -1,0 +1,112 @@
+"""Index documents: what search reads, built from normalized descriptors (pure functions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from descriptor_pipeline.normalization import content_hash
+from descriptor_pipeline.schema import fields_of
+
+DOCUMENT_VERSION = 1
+
+# Weighted search parts: name > aliases > genres/tags/linked names > description and the rest.
+WEIGHT_COLUMNS = {"A": "search_name", "B": "search_aliases", "C": "search_facets",
+                  "D": "search_description"}
+INDEX_COLUMNS = (
+    "resource_type", "resource_id", "document_key", "name", "display_text",
+    *WEIGHT_COLUMNS.values(), "document", "hidden", "normalization_version", "content_hash",
+    "source_updated_at",
+)
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, float) and pd.isna(value):
+        return False
+    if isinstance(value, list | tuple):
+        return len(value) > 0
+    return value != ""
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    if hasattr(value, "tolist"):
+        return list(value.tolist())
+    return [value]
+
+
+def display_text(resource_type: str, row: dict[str, Any]) -> str:
+    """One line a result list can show: name, type and the most telling facts."""
+    parts = [f"{row['name']} ({resource_type})"]
+    for key in ("artists", "album", "country", "release_year", "label", "parent"):
+        value = row.get(key)
+        if _present(value):
+            text = ", ".join(map(str, _as_list(value)[:3])) if isinstance(value, list | tuple) or (
+                hasattr(value, "tolist")) else str(value)
+            parts.append(text)
+    genres = _as_list(row.get("genres"))[:3]
+    if genres:
+        parts.append(" / ".join(genres))
+    return " · ".join(parts)
+
+
+def build_document(resource_type: str, row: dict[str, Any]) -> dict[str, Any]:
+    specs = fields_of(resource_type)
+    provenance = orjson.loads(row["provenance"])
+    fields: dict[str, Any] = {}
+    buckets: dict[str, list[str]] = {w: [] for w in WEIGHT_COLUMNS}
+    for spec in specs:
+        value = row.get(spec.name)
+        if spec.kind == "text_list":
+            value = [str(v) for v in _as_list(value)]
+        elif not _present(value):
+            value = None
+        elif spec.kind == "int":
+            value = int(value)
+        elif spec.kind == "flag":
+            value = bool(value)
+        if _present(value) and spec.kind != "flag":
+            fields[spec.name] = {"value": value, **provenance.get(spec.name, {})}
+            if spec.weight is not None:
+                buckets[spec.weight].extend(value if isinstance(value, list) else [str(value)])
+    document = {
+        "resource_type": resource_type,
+        "resource_id": int(row["resource_id"]),
+        "fields": fields,
+        "normalization_version": row["normalization_version"],
+        "document_version": DOCUMENT_VERSION,
+    }
+    out = {
+        "resource_type": resource_type,
+        "resource_id": int(row["resource_id"]),
+        "document_key": f"{resource_type}:{int(row['resource_id'])}",
+        "name": row["name"],
+        "display_text": display_text(resource_type, {k: row.get(k) for k in row}),
+        **{column: " ".join(buckets[w]) for w, column in WEIGHT_COLUMNS.items()},
+        "document": orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode(),
+        "hidden": bool(row.get("hidden") or False),
+        "normalization_version": row["normalization_version"],
+        "source_updated_at": row.get("source_updated_at"),
+    }
+    out["content_hash"] = content_hash({k: out[k] for k in INDEX_COLUMNS if k != "content_hash"
+                                        and k != "source_updated_at"})
+    return out
+
+
+def build_documents(resource_type: str, normalized: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
+    """Documents for every publishable row; blocked rows are withdrawn (and counted)."""
+    documents: list[dict[str, Any]] = []
+    withdrawn = 0
+    for row in normalized.to_dict("records"):
+        if bool(row.get("blocked") or False):
+            withdrawn += 1
+            continue
+        documents.append(build_document(resource_type, row))
+    return documents, withdrawn

@@ -1,0 +1,454 @@
+"""Versioned normalization rules and the per-partition normalizer (pure: no I/O, no Dagster).
+
+A rule's version is recorded in the provenance of every value it touched and folded into the
+`normalization_version` of every row, so bumping one re-publishes exactly what it produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from html import unescape
+from html.parser import HTMLParser
+from typing import Any, Literal
+
+import orjson
+import pandas as pd
+import pyarrow as pa
+
+from descriptor_pipeline.rejections import Rejection, RejectedValue
+from descriptor_pipeline.schema import (
+    SCHEMA_VERSION,
+    FieldSpec,
+    Source,
+    SourcePath,
+    fields_of,
+    normalized_arrow_schema,
+)
+
+NAME_MAX_CHARS = 512
+DESCRIPTION_MAX_CHARS = 2000
+LIST_MAX_ITEMS = 50
+INT_MAX = 10**12
+
+
+@dataclass(frozen=True)
+class NormalizationContext:
+    """What normalization needs besides the row: the genre tree's vocabulary."""
+
+    genre_vocabulary: GenreVocabulary
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    version: int
+    applies_to: Literal["text", "list", "int"]
+    fn: Callable[..., Any]
+    doc: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+# ---------------------------------------------------------------- text rules
+
+
+def _nfkc(value: str, ctx: NormalizationContext) -> str:
+    return unicodedata.normalize("NFKC", value)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+
+
+def _control_chars(value: str, ctx: NormalizationContext) -> str:
+    return _CONTROL.sub(" ", value)
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def _whitespace(value: str, ctx: NormalizationContext) -> str:
+    return _SPACE.sub(" ", value).strip()
+
+
+class _TextExtractor(HTMLParser):
+    """Collects text nodes; block-level tags become spaces so words do not glue together."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"br", "p", "div", "li"}:
+            self.parts.append(" ")
+
+
+def _strip_html(value: str, ctx: NormalizationContext) -> str:
+    if "<" not in value and "&" not in value:
+        return value
+    parser = _TextExtractor()
+    parser.feed(value)
+    parser.close()
+    return unescape("".join(parser.parts))
+
+
+_LASTFM_READ_MORE = re.compile(r"\s*Read more on Last\.fm\.?\s*$", re.IGNORECASE)
+
+
+def _lastfm_boilerplate(value: str, ctx: NormalizationContext) -> str:
+    return _LASTFM_READ_MORE.sub("", value)
+
+
+def _name_length(value: str, ctx: NormalizationContext) -> str:
+    if len(value) > NAME_MAX_CHARS:
+        raise RejectedValue("name_length@1", f"name of {len(value)} chars exceeds {NAME_MAX_CHARS}",
+                            value)
+    return value
+
+
+def _description_length(value: str, ctx: NormalizationContext) -> str:
+    if len(value) <= DESCRIPTION_MAX_CHARS:
+        return value
+    cut = value[:DESCRIPTION_MAX_CHARS]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > DESCRIPTION_MAX_CHARS * 0.8 else cut).rstrip() + "…"
+
+
+# ---------------------------------------------------------------- list rules
+
+
+def _casefold_dedupe(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+    seen: set[str] = set()
+    out = []
+    for value, origin in values:
+        key = value.casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append((value, origin))
+    return out
+
+
+def _list_length(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+    return values[:LIST_MAX_ITEMS]
+
+
+def _genre_alias(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+    vocab = ctx.genre_vocabulary
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for value, origin in values:
+        canonical = vocab.canonical(value)
+        if canonical is not None and canonical not in seen:
+            seen.add(canonical)
+            out.append((canonical, origin))
+    return out
+
+
+def _not_genre(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+    return [(v, o) for v, o in values if ctx.genre_vocabulary.canonical(v) is None]
+
+
+# ---------------------------------------------------------------- int rules
+
+_YEAR = re.compile(r"^\s*(\d{4})(?:$|[-/ T])")
+
+
+def _year(value: object, ctx: NormalizationContext) -> int | None:
+    if isinstance(value, bool):
+        raise RejectedValue("year@1", f"release date is a boolean: {value!r}", value)
+    if isinstance(value, int):
+        year = value
+    elif isinstance(value, str):
+        if not value.strip():
+            return None
+        match = _YEAR.match(value)
+        if match is None:
+            raise RejectedValue("year@1", f"release date not a date: {value!r}", value)
+        year = int(match.group(1))
+    else:
+        raise RejectedValue("year@1", f"release date of type {type(value).__name__}", value)
+    if not 1000 <= year <= 2100:
+        raise RejectedValue("year@1", f"release year {year} outside 1000..2100", value)
+    return year
+
+
+def _int_range(value: object, ctx: NormalizationContext) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RejectedValue("int_range@1", f"expected a number, got {type(value).__name__}", value)
+    try:
+        number = int(float(value)) if isinstance(value, str | float) else value
+    except ValueError:
+        raise RejectedValue("int_range@1", f"expected a number, got {value!r}", value) from None
+    if not 0 <= number <= INT_MAX:
+        raise RejectedValue("int_range@1", f"number {number} outside 0..{INT_MAX}", value)
+    return number
+
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("nfkc", 1, "text", _nfkc, "Unicode NFKC: full-width and compatibility forms fold."),
+        Rule("control_chars", 1, "text", _control_chars,
+             "Control, zero-width and line/paragraph separator characters become spaces."),
+        Rule("whitespace", 1, "text", _whitespace, "Runs of white space collapse; ends trimmed."),
+        Rule("strip_html", 1, "text", _strip_html,
+             "HTML tags removed (stdlib parser), entities unescaped."),
+        Rule("lastfm_boilerplate", 1, "text", _lastfm_boilerplate,
+             "The trailing 'Read more on Last.fm' link text is dropped."),
+        Rule("name_length", 1, "text", _name_length,
+             f"A name over {NAME_MAX_CHARS} chars rejects the row (quarantine)."),
+        Rule("description_length", 1, "text", _description_length,
+             f"Descriptions cut at a word boundary near {DESCRIPTION_MAX_CHARS} chars."),
+        Rule("casefold_dedupe", 1, "list", _casefold_dedupe,
+             "Values equal after case folding keep their first (highest-precedence) spelling."),
+        Rule("list_length", 1, "list", _list_length, f"At most {LIST_MAX_ITEMS} values."),
+        Rule("genre_alias", 1, "list", _genre_alias,
+             "Values mapped onto the genre tree's canonical names; others dropped from genres."),
+        Rule("not_genre", 1, "list", _not_genre, "Keeps only values that are not tree genres."),
+        Rule("year", 1, "int", _year, "Year from a date string (YYYY, YYYY-MM, YYYY-MM-DD)."),
+        Rule("int_range", 1, "int", _int_range, f"Non-negative integer up to {INT_MAX}."),
+    )
+}
+
+NORMALIZATION_VERSION = f"s{SCHEMA_VERSION}-" + hashlib.sha256(
+    ",".join(sorted(r.tag for r in RULES.values())).encode()
+).hexdigest()[:10]
+
+
+# ---------------------------------------------------------------- genre vocabulary
+
+_GENRE_SEPARATORS = re.compile(r"[\s\-_/.]+")
+
+
+def genre_key(value: str) -> str:
+    """The spelling-insensitive key of a genre name: 'Hip-Hop', 'hip hop', 'HIP_HOP' agree."""
+    folded = unicodedata.normalize("NFKC", value).casefold().replace("&", " and ")
+    return _GENRE_SEPARATORS.sub(" ", folded).strip()
+
+
+@dataclass(frozen=True)
+class GenreVocabulary:
+    by_key: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> GenreVocabulary:
+        by_key: dict[str, str] = {}
+        for name in names:
+            if name and name.strip():
+                canonical = _whitespace(unicodedata.normalize("NFKC", name), None)  # type: ignore[arg-type]
+                by_key.setdefault(genre_key(name), canonical)
+        return cls(by_key)
+
+    def canonical(self, value: str) -> str | None:
+        return self.by_key.get(genre_key(value))
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for key in sorted(self.by_key):
+            digest.update(f"{key}\x1f{self.by_key[key]}\x1e".encode())
+        return digest.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- extraction
+
+
+def extract(document: Any, path: str) -> Any:
+    """Follow a dotted path; `key[]` maps the rest of the path over a list."""
+    if document is None:
+        return None
+    head, _, rest = path.partition(".")
+    is_list = head.endswith("[]")
+    key = head[:-2] if is_list else head
+    value = document.get(key) if isinstance(document, dict) else None
+    if key == "" and is_list:  # path "[]": the document itself is the list
+        value = document
+    if value is None:
+        return None
+    if is_list:
+        if not isinstance(value, list):
+            raise RejectedValue(f"type:{path}", f"{path}: expected a list, got {type(value).__name__}",
+                                value)
+        items = [extract(v, rest) if rest else v for v in value]
+        return [i for i in items if i is not None]
+    return extract(value, rest) if rest else value
+
+
+def _as_text(value: Any, where: SourcePath) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or isinstance(value, dict | list):
+        raise RejectedValue(f"type:{where}", f"{where}: expected text, got {type(value).__name__}",
+                            value)
+    return str(value)  # numbers are legitimate text (a band called 311)
+
+
+@dataclass
+class RowSources:
+    """The parsed source documents of one raw row."""
+
+    documents: dict[Source, Any]
+
+    def lookup(self, where: SourcePath) -> Any:
+        return extract(self.documents.get(where.source), where.path)
+
+
+def _apply_text_rules(value: str, rules: tuple[str, ...], ctx: NormalizationContext) -> str:
+    for name in rules:
+        rule = RULES[name]
+        if rule.applies_to == "text":
+            value = rule.fn(value, ctx)
+    return value
+
+
+def _normalize_field(
+    spec: FieldSpec, sources: RowSources, ctx: NormalizationContext
+) -> tuple[Any, dict[str, Any] | None]:
+    rule_tags = [RULES[r].tag for r in spec.rules]
+    if spec.kind == "flag":
+        for where in spec.sources:
+            value = sources.lookup(where)
+            if value is not None:
+                if not isinstance(value, bool):
+                    raise RejectedValue(f"type:{where}", f"{where}: expected true/false", value)
+                return value, {"source": where.source.value, "path": str(where), "rules": []}
+        return False, None
+    if spec.kind == "int":
+        for where in spec.sources:
+            value = sources.lookup(where)
+            if isinstance(value, list):
+                value = value[0] if value else None
+            if value is None:
+                continue
+            number = None
+            for name in spec.rules:
+                number = RULES[name].fn(value, ctx)
+            if number is not None:
+                return number, {"source": where.source.value, "path": str(where), "rules": rule_tags}
+        return None, None
+    if spec.kind == "text":
+        for where in spec.sources:
+            value = sources.lookup(where)
+            if isinstance(value, list):  # e.g. links.albums[].name: the first linked row
+                value = value[0] if value else None
+            text = _as_text(value, where)
+            if text is None:
+                continue
+            text = _apply_text_rules(text, spec.rules, ctx)
+            if text:
+                return text, {"source": where.source.value, "path": str(where), "rules": rule_tags}
+        return None, None
+    # text_list: union over sources in precedence order, per-value provenance
+    collected: list[tuple[str, str]] = []
+    for where in spec.sources:
+        value = sources.lookup(where)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            text = _as_text(item, where)
+            if text is None:
+                continue
+            text = _apply_text_rules(text, spec.rules, ctx)
+            if text:
+                collected.append((text, str(where)))
+    for name in spec.rules:
+        rule = RULES[name]
+        if rule.applies_to == "list":
+            collected = rule.fn(collected, ctx)
+    if not collected:
+        return [], None
+    return [v for v, _ in collected], {"from": [o for _, o in collected], "rules": rule_tags}
+
+
+def _parse_json(text: Any) -> Any:
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return None
+    return orjson.loads(text) if isinstance(text, str | bytes) else text
+
+
+def normalize_row(resource_type: str, row: dict[str, Any], ctx: NormalizationContext) -> dict[str, Any]:
+    """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
+    sources = RowSources({
+        Source.CUSTOM: _parse_json(row.get("custom_data")),
+        Source.CATALOG: {"name": row.get("name")},
+        Source.LINKS: _parse_json(row.get("links")),
+        Source.ENRICHMENT: _parse_json(row.get("enrichment_data")),
+        Source.SPOTIFY: _parse_json(row.get("spotify_data")),
+    })
+    for source in (Source.CUSTOM, Source.ENRICHMENT, Source.SPOTIFY):
+        doc = sources.documents[source]
+        if doc is not None and not isinstance(doc, dict):
+            raise RejectedValue(f"type:{source.value}",
+                                f"{source.value} must be a JSON object, got {type(doc).__name__}", doc)
+    out: dict[str, Any] = {}
+    provenance: dict[str, Any] = {}
+    for spec in fields_of(resource_type):
+        value, origin = _normalize_field(spec, sources, ctx)
+        out[spec.name] = value
+        if origin is not None:
+            provenance[spec.name] = origin
+    if not out.get("name"):
+        raise RejectedValue("required:name", "no usable name in any source", row.get("name"))
+    out["provenance"] = provenance
+    return out
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def input_hash(raw_hash: str, ctx: NormalizationContext) -> str:
+    """What a normalized row was computed from: skip it when none of this changed."""
+    return hashlib.sha256(
+        f"{raw_hash}|{NORMALIZATION_VERSION}|{ctx.genre_vocabulary.fingerprint}".encode()
+    ).hexdigest()
+
+
+def normalize_frame(
+    resource_type: str, raw: pd.DataFrame, ctx: NormalizationContext
+) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Normalize a chunk of raw rows; bad rows become rejections, the rest a typed frame."""
+    schema = normalized_arrow_schema(resource_type)
+    field_names = [f.name for f in fields_of(resource_type)]
+    rows: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    for row in raw.to_dict("records"):
+        resource_id = int(row["resource_id"])
+        try:
+            values = normalize_row(resource_type, row, ctx)
+        except RejectedValue as exc:
+            raw_value = exc.raw_value if isinstance(exc.raw_value, str) else (
+                orjson.dumps(exc.raw_value, default=str).decode() if exc.raw_value is not None else None
+            )
+            rejections.append(Rejection(resource_id, "normalize", exc.rule, exc.reason, raw_value))
+            continue
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            rejections.append(Rejection(resource_id, "normalize", "unexpected", repr(exc), None))
+            continue
+        provenance = values.pop("provenance")
+        record = {
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "source_updated_at": row.get("source_updated_at"),
+            "raw_hash": row["raw_hash"],
+            **{name: values[name] for name in field_names},
+            "provenance": orjson.dumps(provenance, option=orjson.OPT_SORT_KEYS).decode(),
+            "normalization_version": NORMALIZATION_VERSION,
+        }
+        record["content_hash"] = content_hash(
+            {k: record[k] for k in (*field_names, "provenance", "normalization_version")}
+        )
+        rows.append(record)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return table.to_pandas(types_mapper=pd.ArrowDtype), [r.clipped() for r in rejections]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.11 or 3.12) and installs the project with its pinned dependencies.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" - <<'PY'
+import sys
+if not ((3, 11) <= sys.version_info[:2] <= (3, 12)):
+    sys.exit(f"descriptor_pipeline needs Python 3.11 or 3.12, found {sys.version.split()[0]}")
+PY
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+  touch "$stamp"
+fi
