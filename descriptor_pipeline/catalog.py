@@ -17,8 +17,15 @@ from pydantic import BaseModel
 
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, IdRange
 
-RAW_COLUMNS = ("resource_id", "source_updated_at", "name", "spotify_data", "enrichment_data",
-               "custom_data", "links")
+RAW_COLUMNS = (
+    "resource_id",
+    "source_updated_at",
+    "name",
+    "spotify_data",
+    "enrichment_data",
+    "custom_data",
+    "links",
+)
 
 
 class ResourceTable(BaseModel):
@@ -49,14 +56,18 @@ class CatalogConfig(BaseModel):
     album: ResourceTable = ResourceTable(table="music_album")
     track: ResourceTable = ResourceTable(table="music_track")
     genre_parent_column: str | None = "parent_id"
-    artist_genres: LinkTable = LinkTable(table="music_artist_genres", from_column="artist_id",
-                                         to_column="genre_id")
-    album_artists: LinkTable = LinkTable(table="music_album_artists", from_column="album_id",
-                                         to_column="artist_id")
-    track_albums: LinkTable = LinkTable(table="music_track_albums", from_column="track_id",
-                                        to_column="album_id")
-    track_artists: LinkTable = LinkTable(table="music_track_artists", from_column="track_id",
-                                         to_column="artist_id")
+    artist_genres: LinkTable = LinkTable(
+        table="music_artist_genres", from_column="artist_id", to_column="genre_id"
+    )
+    album_artists: LinkTable = LinkTable(
+        table="music_album_artists", from_column="album_id", to_column="artist_id"
+    )
+    track_albums: LinkTable = LinkTable(
+        table="music_track_albums", from_column="track_id", to_column="album_id"
+    )
+    track_artists: LinkTable = LinkTable(
+        table="music_track_artists", from_column="track_id", to_column="artist_id"
+    )
 
     @classmethod
     def from_file(cls, path: str | Path | None) -> CatalogConfig:
@@ -73,8 +84,10 @@ class CatalogConfig(BaseModel):
             "genre": [],
             "artist": [("genres", self.artist_genres, "genre")],
             "album": [("artists", self.album_artists, "artist")],
-            "track": [("albums", self.track_albums, "album"), ("artists", self.track_artists,
-                                                                "artist")],
+            "track": [
+                ("albums", self.track_albums, "album"),
+                ("artists", self.track_artists, "artist"),
+            ],
         }[resource_type]
 
 
@@ -114,8 +127,10 @@ class CatalogSource:
 
     def link_table(self, link: LinkTable) -> sa.Table:
         if link.table not in self._tables:
-            columns = [sa.Column(link.from_column, sa.BigInteger),
-                       sa.Column(link.to_column, sa.BigInteger)]
+            columns = [
+                sa.Column(link.from_column, sa.BigInteger),
+                sa.Column(link.to_column, sa.BigInteger),
+            ]
             if link.order_column:
                 columns.insert(0, sa.Column(link.order_column, sa.BigInteger))
             self._tables[link.table] = sa.Table(link.table, self._metadata, *columns)
@@ -128,8 +143,9 @@ class CatalogSource:
             for resource_type in RESOURCE_TYPES:
                 t = self.resource_table(resource_type)
                 cfg = self.config.resource(resource_type)
-                out[resource_type] = conn.execute(
-                    sa.select(sa.func.max(t.c[cfg.id_column]))).scalar() or 0
+                out[resource_type] = (
+                    conn.execute(sa.select(sa.func.max(t.c[cfg.id_column]))).scalar() or 0
+                )
         return out
 
     def count(self, resource_type: str, id_range: IdRange | None = None) -> int:
@@ -145,11 +161,15 @@ class CatalogSource:
         t = self.resource_table("genre")
         cfg = self.config.genre
         with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(
-                sa.select(t.c[cfg.name_column]).order_by(t.c[cfg.id_column])) if r[0]]
+            return [
+                r[0]
+                for r in conn.execute(sa.select(t.c[cfg.name_column]).order_by(t.c[cfg.id_column]))
+                if r[0]
+            ]
 
-    def iter_chunks(self, resource_type: str, id_range: IdRange, chunk_size: int
-                    ) -> Iterator[CatalogChunk]:
+    def iter_chunks(
+        self, resource_type: str, id_range: IdRange, chunk_size: int
+    ) -> Iterator[CatalogChunk]:
         """Keyset pages of the range: memory is bounded by chunk_size, not by the catalog."""
         t = self.resource_table(resource_type)
         cfg = self.config.resource(resource_type)
@@ -164,8 +184,11 @@ class CatalogSource:
         )
         after = id_range.first - 1
         while after < id_range.last:
-            query = (select.where(id_col > after, id_col <= id_range.last)
-                     .order_by(id_col).limit(chunk_size))
+            query = (
+                select.where(id_col > after, id_col <= id_range.last)
+                .order_by(id_col)
+                .limit(chunk_size)
+            )
             with self.engine.connect() as conn:
                 rows = conn.execute(query).mappings().all()
                 last = rows[-1]["resource_id"] if len(rows) == chunk_size else id_range.last
@@ -177,18 +200,21 @@ class CatalogSource:
             yield CatalogChunk(span, frame)
             after = last
 
-    def _links(self, conn: sa.Connection, resource_type: str, span: IdRange
-               ) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    def _links(
+        self, conn: sa.Connection, resource_type: str, span: IdRange
+    ) -> dict[int, dict[str, list[dict[str, Any]]]]:
         out: dict[int, dict[str, list[dict[str, Any]]]] = {}
         if resource_type == "genre" and self.config.genre_parent_column:
             child = self.resource_table("genre")
             parent = child.alias("parent")
             cfg = self.config.genre
-            query = (sa.select(child.c[cfg.id_column], parent.c[cfg.id_column],
-                               parent.c[cfg.name_column])
-                     .join(parent, parent.c[cfg.id_column] ==
-                           child.c[self.config.genre_parent_column])
-                     .where(child.c[cfg.id_column].between(span.first, span.last)))
+            query = (
+                sa.select(
+                    child.c[cfg.id_column], parent.c[cfg.id_column], parent.c[cfg.name_column]
+                )
+                .join(parent, parent.c[cfg.id_column] == child.c[self.config.genre_parent_column])
+                .where(child.c[cfg.id_column].between(span.first, span.last))
+            )
             for source_id, target_id, name in conn.execute(query):
                 out.setdefault(source_id, {})["parent"] = [{"id": target_id, "name": name}]
         for key, link, target_type in self.config.links_of(resource_type):
@@ -196,14 +222,18 @@ class CatalogSource:
             target = self.resource_table(target_type)
             tcfg = self.config.resource(target_type)
             order = lt.c[link.order_column] if link.order_column else target.c[tcfg.id_column]
-            query = (sa.select(lt.c[link.from_column], target.c[tcfg.id_column],
-                               target.c[tcfg.name_column])
-                     .join(target, target.c[tcfg.id_column] == lt.c[link.to_column])
-                     .where(lt.c[link.from_column].between(span.first, span.last))
-                     .order_by(lt.c[link.from_column], order))
+            query = (
+                sa.select(
+                    lt.c[link.from_column], target.c[tcfg.id_column], target.c[tcfg.name_column]
+                )
+                .join(target, target.c[tcfg.id_column] == lt.c[link.to_column])
+                .where(lt.c[link.from_column].between(span.first, span.last))
+                .order_by(lt.c[link.from_column], order)
+            )
             for source_id, target_id, name in conn.execute(query):
                 out.setdefault(source_id, {}).setdefault(key, []).append(
-                    {"id": target_id, "name": name})
+                    {"id": target_id, "name": name}
+                )
         return out
 
     def dependants(self, resource_type: str, ids: list[int]) -> dict[str, set[int]]:
@@ -217,8 +247,11 @@ class CatalogSource:
                     if target_type != resource_type:
                         continue
                     lt = self.link_table(link)
-                    rows = conn.execute(sa.select(lt.c[link.from_column]).where(
-                        lt.c[link.to_column].in_(ids)).distinct())
+                    rows = conn.execute(
+                        sa.select(lt.c[link.from_column])
+                        .where(lt.c[link.to_column].in_(ids))
+                        .distinct()
+                    )
                     out.setdefault(dependant_type, set()).update(r[0] for r in rows)
         return out
 

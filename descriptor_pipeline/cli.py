@@ -24,14 +24,15 @@ def _default_env() -> None:
     os.environ.setdefault("DESCRIPTOR_CATALOG_MAPPING", "")
 
 
-def _catalog():  # noqa: ANN202 - imported lazily to keep `--help` fast
+def _catalog():
     from descriptor_pipeline.defs.resources import _catalog_source
 
-    return _catalog_source(os.environ["DESCRIPTOR_CATALOG_URL"],
-                           os.environ.get("DESCRIPTOR_CATALOG_MAPPING") or None)
+    return _catalog_source(
+        os.environ["DESCRIPTOR_CATALOG_URL"], os.environ.get("DESCRIPTOR_CATALOG_MAPPING") or None
+    )
 
 
-def _store():  # noqa: ANN202
+def _store():
     from descriptor_pipeline.defs.resources import _index_store
 
     return _index_store(os.environ["DESCRIPTOR_INDEX_URL"])
@@ -42,9 +43,12 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
     source = _catalog()
     report = seed_catalog(source.engine, source.config)
-    print(f"seeded demo catalog in {report.seconds:.2f}s: "
-          + ", ".join(f"{n} {t}s" for t, n in report.counts.items())
-          + " | links: " + ", ".join(f"{n} {t}" for t, n in report.links.items()))
+    print(
+        f"seeded demo catalog in {report.seconds:.2f}s: "
+        + ", ".join(f"{n} {t}s" for t, n in report.counts.items())
+        + " | links: "
+        + ", ".join(f"{n} {t}" for t, n in report.links.items())
+    )
     if args.bad_rows:
         for line in inject_bad_rows(source.engine, source.config):
             print(f"  injected bad row -> {line}")
@@ -66,17 +70,23 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     max_id = max(_catalog().max_ids().values())
     added = register_id_ranges(instance, max_id, args.range_size)
     partitions = all_partitions(instance)
-    print(f"instance: {instance.root_directory} | id ranges added: {len(added)} | "
-          f"partitions: {len(partitions)}")
+    print(
+        f"instance: {instance.root_directory} | id ranges added: {len(added)} | "
+        f"partitions: {len(partitions)}"
+    )
     totals: dict[str, int] = {}
     started = time.perf_counter()
     failed = 0
     for partition in partitions:
         t0 = time.perf_counter()
         result = dg.materialize(
-            descriptor_assets, partition_key=multi_partition_key(partition), instance=instance,
-            resources=build_resources(), raise_on_error=False,
-            tags={"descriptor_pipeline/refresh_mode": "cli_backfill"})
+            descriptor_assets,
+            partition_key=multi_partition_key(partition),
+            instance=instance,
+            resources=build_resources(),
+            raise_on_error=False,
+            tags={"descriptor_pipeline/refresh_mode": "cli_backfill"},
+        )
         if not result.success:
             failed += 1
             print(f"  {partition.key:32s} FAILED (see the run in the UI: {result.run_id})")
@@ -93,11 +103,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     print(f"backfill of {len(partitions)} partitions took {elapsed:.2f}s")
     print(f"  resources read:          {totals.get('raw_descriptors.rows_read', 0)}")
     print(f"  rows quarantined (raw):  {totals.get('raw_descriptors.rows_rejected', 0)}")
-    print(f"  descriptors normalized:  {totals.get('normalized_descriptors.rows_read', 0)} read, "
-          f"{totals.get('normalized_descriptors.rows_written', 0)} written, "
-          f"{totals.get('normalized_descriptors.rows_rejected', 0)} quarantined")
-    print(f"  documents published:     {totals.get('descriptor_index.rows_written', 0)} written, "
-          f"{totals.get('descriptor_index.rows_withdrawn', 0)} withdrawn (editorially blocked)")
+    print(
+        f"  descriptors normalized:  {totals.get('normalized_descriptors.rows_read', 0)} read, "
+        f"{totals.get('normalized_descriptors.rows_written', 0)} written, "
+        f"{totals.get('normalized_descriptors.rows_rejected', 0)} quarantined"
+    )
+    print(
+        f"  documents published:     {totals.get('descriptor_index.rows_written', 0)} written, "
+        f"{totals.get('descriptor_index.rows_withdrawn', 0)} withdrawn (editorially blocked)"
+    )
     return 1 if failed else 0
 
 
@@ -118,8 +132,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if len(quarantined):
         print("quarantine:")
         for row in quarantined.itertuples():
-            print(f"  {row.resource_type}:{row.resource_id} [{row.stage}] {row.rule}: "
-                  f"{row.reason[:90]}")
+            print(
+                f"  {row.resource_type}:{row.resource_id} [{row.stage}] {row.rule}: "
+                f"{row.reason[:90]}"
+            )
     return 0
 
 
@@ -142,7 +158,9 @@ def cmd_schema_doc(args: argparse.Namespace) -> int:
     if args.check:
         current = Path(args.path).read_text(encoding="utf-8")
         if current != text:
-            print(f"{args.path} is out of date: run descriptor-pipeline schema-doc", file=sys.stderr)
+            print(
+                f"{args.path} is out of date: run descriptor-pipeline schema-doc", file=sys.stderr
+            )
             return 1
         return 0
     Path(args.path).write_text(text, encoding="utf-8")
@@ -157,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bad-rows", action="store_true", help="also add rows that must quarantine")
     p.set_defaults(fn=cmd_seed)
     p = sub.add_parser("backfill", help="materialize every partition in-process on $DAGSTER_HOME")
-    p.add_argument("--range-size", type=int, default=10_000,
-                   help="ids per new id range (existing ranges keep theirs)")
+    p.add_argument(
+        "--range-size",
+        type=int,
+        default=10_000,
+        help="ids per new id range (existing ranges keep theirs)",
+    )
     p.set_defaults(fn=cmd_backfill)
     p = sub.add_parser("search", help="ranked full-text search of the published index")
     p.add_argument("query")

@@ -13,11 +13,23 @@ from descriptor_pipeline.schema import fields_of
 DOCUMENT_VERSION = 1
 
 # Weighted search parts: name > aliases > genres/tags/linked names > description and the rest.
-WEIGHT_COLUMNS = {"A": "search_name", "B": "search_aliases", "C": "search_facets",
-                  "D": "search_description"}
+WEIGHT_COLUMNS = {
+    "A": "search_name",
+    "B": "search_aliases",
+    "C": "search_facets",
+    "D": "search_description",
+}
 INDEX_COLUMNS = (
-    "resource_type", "resource_id", "document_key", "name", "display_text",
-    *WEIGHT_COLUMNS.values(), "document", "hidden", "normalization_version", "content_hash",
+    "resource_type",
+    "resource_id",
+    "document_key",
+    "name",
+    "display_text",
+    *WEIGHT_COLUMNS.values(),
+    "document",
+    "hidden",
+    "normalization_version",
+    "content_hash",
     "source_updated_at",
 )
 
@@ -48,8 +60,11 @@ def display_text(resource_type: str, row: dict[str, Any]) -> str:
     for key in ("artists", "album", "country", "release_year", "label", "parent"):
         value = row.get(key)
         if _present(value):
-            text = ", ".join(map(str, _as_list(value)[:3])) if isinstance(value, list | tuple) or (
-                hasattr(value, "tolist")) else str(value)
+            text = (
+                ", ".join(map(str, _as_list(value)[:3]))
+                if isinstance(value, list | tuple) or (hasattr(value, "tolist"))
+                else str(value)
+            )
             parts.append(text)
     genres = _as_list(row.get("genres"))[:3]
     if genres:
@@ -95,12 +110,15 @@ def build_document(resource_type: str, row: dict[str, Any]) -> dict[str, Any]:
         "normalization_version": row["normalization_version"],
         "source_updated_at": row.get("source_updated_at"),
     }
-    out["content_hash"] = content_hash({k: out[k] for k in INDEX_COLUMNS if k != "content_hash"
-                                        and k != "source_updated_at"})
+    out["content_hash"] = content_hash(
+        {k: out[k] for k in INDEX_COLUMNS if k != "content_hash" and k != "source_updated_at"}
+    )
     return out
 
 
-def build_documents(resource_type: str, normalized: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
+def build_documents(
+    resource_type: str, normalized: pd.DataFrame
+) -> tuple[list[dict[str, Any]], int]:
     """Documents for every publishable row; blocked rows are withdrawn (and counted)."""
     documents: list[dict[str, Any]] = []
     withdrawn = 0

@@ -27,12 +27,16 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _key_columns() -> list[sa.Column[Any]]:
-    return [sa.Column("resource_type", sa.String(16), nullable=False),
-            sa.Column("resource_id", sa.BigInteger, nullable=False)]
+    return [
+        sa.Column("resource_type", sa.String(16), nullable=False),
+        sa.Column("resource_id", sa.BigInteger, nullable=False),
+    ]
 
 
 raw_descriptors = sa.Table(
-    "raw_descriptors", metadata, *_key_columns(),
+    "raw_descriptors",
+    metadata,
+    *_key_columns(),
     sa.Column("source_updated_at", sa.Text),
     sa.Column("name", sa.Text),
     sa.Column("spotify_data", sa.Text),
@@ -45,7 +49,9 @@ raw_descriptors = sa.Table(
 )
 
 normalized_descriptors = sa.Table(
-    "normalized_descriptors", metadata, *_key_columns(),
+    "normalized_descriptors",
+    metadata,
+    *_key_columns(),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("fields", JSONText, nullable=False),  # typed values per the canonical schema
     sa.Column("provenance", JSONText, nullable=False),
@@ -61,7 +67,8 @@ normalized_descriptors = sa.Table(
 )
 
 descriptor_index = sa.Table(
-    "descriptor_index", metadata,
+    "descriptor_index",
+    metadata,
     sa.Column("doc_id", BigId, primary_key=True, autoincrement=True),
     *_key_columns(),
     sa.Column("document_key", sa.String(40), nullable=False),
@@ -81,7 +88,9 @@ descriptor_index = sa.Table(
 )
 
 quarantine = sa.Table(
-    "descriptor_quarantine", metadata, *_key_columns(),
+    "descriptor_quarantine",
+    metadata,
+    *_key_columns(),
     sa.Column("stage", sa.String(16), nullable=False),
     sa.Column("partition_key", sa.String(64), nullable=False),
     sa.Column("rule", sa.String(128), nullable=False),
@@ -127,7 +136,7 @@ _SQLITE_SEARCH = sa.text("""
     WHERE descriptor_index_fts MATCH :query
       AND (:include_hidden OR NOT d.hidden)
       AND (:resource_type IS NULL OR d.resource_type = :resource_type)
-    ORDER BY rank LIMIT :limit""")
+    ORDER BY (d.search_name = :exact COLLATE NOCASE) DESC, rank LIMIT :limit""")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -189,6 +198,11 @@ def fts_query(text: str) -> str | None:
     return " ".join(quoted)
 
 
+def exact_text(text: str) -> str:
+    """The query as a name would be stored, so an exact name match can rank first."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
 @dataclass
 class IndexStore:
     """The pipeline's tables in one database (SQLite file or Postgres)."""
@@ -213,17 +227,31 @@ class IndexStore:
     def _insert(self) -> Any:
         return sqlite.insert if self.dialect == "sqlite" else postgresql.insert
 
-    def existing_hashes(self, conn: sa.Connection, table: sa.Table, hash_column: str,
-                        resource_type: str, span: IdRange) -> dict[int, str]:
+    def existing_hashes(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        hash_column: str,
+        resource_type: str,
+        span: IdRange,
+    ) -> dict[int, str]:
         query = sa.select(table.c.resource_id, table.c[hash_column]).where(
             table.c.resource_type == resource_type,
-            table.c.resource_id.between(span.first, span.last))
+            table.c.resource_id.between(span.first, span.last),
+        )
         return {int(i): h for i, h in conn.execute(query)}
 
-    def sync_chunk(self, conn: sa.Connection, table: sa.Table, hash_column: str,
-                   resource_type: str, span: IdRange, rows: Sequence[dict[str, Any]],
-                   keep_ids: set[int] | frozenset[int] = frozenset(),
-                   existing: dict[int, str] | None = None) -> SyncCounts:
+    def sync_chunk(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        hash_column: str,
+        resource_type: str,
+        span: IdRange,
+        rows: Sequence[dict[str, Any]],
+        keep_ids: set[int] | frozenset[int] = frozenset(),
+        existing: dict[int, str] | None = None,
+    ) -> SyncCounts:
         """Make `table` hold exactly `rows` for the span (plus `keep_ids`, left as they are)."""
         if existing is None:
             existing = self.existing_hashes(conn, table, hash_column, resource_type, span)
@@ -245,43 +273,71 @@ class IndexStore:
         if changed:
             stmt = self._insert()(table)
             key = ["resource_type", "resource_id"]
-            update = {c.name: stmt.excluded[c.name] for c in table.columns
-                      if c.name not in (*key, "doc_id")}
+            update = {
+                c.name: stmt.excluded[c.name]
+                for c in table.columns
+                if c.name not in (*key, "doc_id")
+            }
             stmt = stmt.on_conflict_do_update(
-                index_elements=key, set_=update,
-                where=table.c[hash_column] != stmt.excluded[hash_column])
+                index_elements=key,
+                set_=update,
+                where=table.c[hash_column] != stmt.excluded[hash_column],
+            )
             conn.execute(stmt, list(changed))
         vanished = [i for i in existing if i not in seen and i not in keep_ids]
         if vanished:
-            conn.execute(table.delete().where(table.c.resource_type == resource_type,
-                                              table.c.resource_id.in_(vanished)))
+            conn.execute(
+                table.delete().where(
+                    table.c.resource_type == resource_type, table.c.resource_id.in_(vanished)
+                )
+            )
             counts.deleted += len(vanished)
         return counts
 
-    def iter_rows(self, table: sa.Table, partition: DescriptorPartition, chunk_size: int,
-                  conn: sa.Connection | None = None) -> Iterator[tuple[IdRange, pd.DataFrame]]:
+    def iter_rows(
+        self,
+        table: sa.Table,
+        partition: DescriptorPartition,
+        chunk_size: int,
+        conn: sa.Connection | None = None,
+    ) -> Iterator[tuple[IdRange, pd.DataFrame]]:
         """Keyset pages of a stage table within the partition, with the span each covers."""
         after = partition.id_range.first - 1
         while after < partition.id_range.last:
-            query = (sa.select(table).where(
-                table.c.resource_type == partition.resource_type,
-                table.c.resource_id > after, table.c.resource_id <= partition.id_range.last)
-                .order_by(table.c.resource_id).limit(chunk_size))
+            query = (
+                sa.select(table)
+                .where(
+                    table.c.resource_type == partition.resource_type,
+                    table.c.resource_id > after,
+                    table.c.resource_id <= partition.id_range.last,
+                )
+                .order_by(table.c.resource_id)
+                .limit(chunk_size)
+            )
             if conn is not None:
                 frame = pd.read_sql(query, conn)
             else:
                 with self.engine.connect() as own:
                     frame = pd.read_sql(query, own)
-            last = (int(frame["resource_id"].iloc[-1]) if len(frame) == chunk_size
-                    else partition.id_range.last)
+            last = (
+                int(frame["resource_id"].iloc[-1])
+                if len(frame) == chunk_size
+                else partition.id_range.last
+            )
             yield IdRange(after + 1, last), frame
             after = last
 
     # ---------------------------------------------------------------- quarantine
 
-    def record_rejections(self, conn: sa.Connection, partition: DescriptorPartition, stage: str,
-                          span: IdRange, rejections: Sequence[Rejection],
-                          resolved_ids: set[int] | None = None) -> None:
+    def record_rejections(
+        self,
+        conn: sa.Connection,
+        partition: DescriptorPartition,
+        stage: str,
+        span: IdRange,
+        rejections: Sequence[Rejection],
+        resolved_ids: set[int] | None = None,
+    ) -> None:
         """Upsert this span's rejections; rows of the span that now pass leave quarantine.
 
         `resolved_ids` limits clean-up to the rows this run really re-examined (a stage that
@@ -294,16 +350,38 @@ class IndexStore:
             stmt = self._insert()(q)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["resource_type", "resource_id", "stage"],
-                set_={"partition_key": stmt.excluded.partition_key, "rule": stmt.excluded.rule,
-                      "reason": stmt.excluded.reason, "raw_value": stmt.excluded.raw_value,
-                      "last_seen": stmt.excluded.last_seen, "attempts": q.c.attempts + 1})
-            conn.execute(stmt, [
-                {"resource_type": partition.resource_type, "resource_id": r.resource_id,
-                 "stage": stage, "partition_key": partition.key, "rule": r.rule,
-                 "reason": r.reason, "raw_value": r.raw_value, "first_seen": now,
-                 "last_seen": now, "attempts": 1} for r in rejections])
-        clear = sa.and_(q.c.resource_type == partition.resource_type, q.c.stage == stage,
-                        q.c.resource_id.between(span.first, span.last))
+                set_={
+                    "partition_key": stmt.excluded.partition_key,
+                    "rule": stmt.excluded.rule,
+                    "reason": stmt.excluded.reason,
+                    "raw_value": stmt.excluded.raw_value,
+                    "last_seen": stmt.excluded.last_seen,
+                    "attempts": q.c.attempts + 1,
+                },
+            )
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "resource_type": partition.resource_type,
+                        "resource_id": r.resource_id,
+                        "stage": stage,
+                        "partition_key": partition.key,
+                        "rule": r.rule,
+                        "reason": r.reason,
+                        "raw_value": r.raw_value,
+                        "first_seen": now,
+                        "last_seen": now,
+                        "attempts": 1,
+                    }
+                    for r in rejections
+                ],
+            )
+        clear = sa.and_(
+            q.c.resource_type == partition.resource_type,
+            q.c.stage == stage,
+            q.c.resource_id.between(span.first, span.last),
+        )
         if current:
             clear = sa.and_(clear, q.c.resource_id.not_in(sorted(current)))
         if resolved_ids is not None:
@@ -312,16 +390,18 @@ class IndexStore:
             clear = sa.and_(clear, q.c.resource_id.in_(sorted(resolved_ids)))
         conn.execute(q.delete().where(clear))
 
-    def quarantined_ids(self, conn: sa.Connection, resource_type: str, stage: str,
-                        span: IdRange) -> set[int]:
+    def quarantined_ids(
+        self, conn: sa.Connection, resource_type: str, stage: str, span: IdRange
+    ) -> set[int]:
         query = sa.select(quarantine.c.resource_id).where(
-            quarantine.c.resource_type == resource_type, quarantine.c.stage == stage,
-            quarantine.c.resource_id.between(span.first, span.last))
+            quarantine.c.resource_type == resource_type,
+            quarantine.c.stage == stage,
+            quarantine.c.resource_id.between(span.first, span.last),
+        )
         return {int(r[0]) for r in conn.execute(query)}
 
     def quarantine_rows(self, partition_key: str | None = None) -> pd.DataFrame:
-        query = sa.select(quarantine).order_by(quarantine.c.resource_type,
-                                               quarantine.c.resource_id)
+        query = sa.select(quarantine).order_by(quarantine.c.resource_type, quarantine.c.resource_id)
         if partition_key is not None:
             query = query.where(quarantine.c.partition_key == partition_key)
         with self.engine.connect() as conn:
@@ -329,8 +409,13 @@ class IndexStore:
 
     # ---------------------------------------------------------------- reading the index
 
-    def search(self, text: str, limit: int = 10, resource_type: str | None = None,
-               include_hidden: bool = False) -> list[SearchHit]:
+    def search(
+        self,
+        text: str,
+        limit: int = 10,
+        resource_type: str | None = None,
+        include_hidden: bool = False,
+    ) -> list[SearchHit]:
         if self.dialect != "sqlite":
             from descriptor_pipeline.index_store_postgres import search_postgres
 
@@ -339,26 +424,44 @@ class IndexStore:
         if query is None:
             return []
         with self.engine.connect() as conn:
-            rows = conn.execute(_SQLITE_SEARCH, {
-                "query": query, "limit": limit, "resource_type": resource_type,
-                "include_hidden": include_hidden}).all()
-        return [SearchHit(r.resource_type, int(r.resource_id), r.document_key, r.name,
-                          r.display_text, float(r.rank)) for r in rows]
+            rows = conn.execute(
+                _SQLITE_SEARCH,
+                {
+                    "query": query,
+                    "exact": exact_text(text),
+                    "limit": limit,
+                    "resource_type": resource_type,
+                    "include_hidden": include_hidden,
+                },
+            ).all()
+        return [
+            SearchHit(
+                r.resource_type,
+                int(r.resource_id),
+                r.document_key,
+                r.name,
+                r.display_text,
+                float(r.rank),
+            )
+            for r in rows
+        ]
 
     def counts(self) -> pd.DataFrame:
         """Rows per resource type in every stage table and in quarantine."""
         frames = []
         with self.engine.connect() as conn:
             for table in (raw_descriptors, normalized_descriptors, descriptor_index, quarantine):
-                query = sa.select(table.c.resource_type, sa.func.count().label(table.name)
-                                  ).group_by(table.c.resource_type)
+                query = sa.select(
+                    table.c.resource_type, sa.func.count().label(table.name)
+                ).group_by(table.c.resource_type)
                 frames.append(pd.read_sql(query, conn).set_index("resource_type"))
         return pd.concat(frames, axis=1).fillna(0).astype(int)
 
     def document(self, resource_type: str, resource_id: int) -> dict[str, Any] | None:
         query = sa.select(descriptor_index).where(
             descriptor_index.c.resource_type == resource_type,
-            descriptor_index.c.resource_id == resource_id)
+            descriptor_index.c.resource_id == resource_id,
+        )
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None

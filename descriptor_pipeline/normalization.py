@@ -19,7 +19,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from descriptor_pipeline.rejections import Rejection, RejectedValue
+from descriptor_pipeline.rejections import RejectedValue, Rejection
 from descriptor_pipeline.schema import (
     SCHEMA_VERSION,
     FieldSpec,
@@ -109,8 +109,9 @@ def _lastfm_boilerplate(value: str, ctx: NormalizationContext) -> str:
 
 def _name_length(value: str, ctx: NormalizationContext) -> str:
     if len(value) > NAME_MAX_CHARS:
-        raise RejectedValue("name_length@1", f"name of {len(value)} chars exceeds {NAME_MAX_CHARS}",
-                            value)
+        raise RejectedValue(
+            "name_length@1", f"name of {len(value)} chars exceeds {NAME_MAX_CHARS}", value
+        )
     return value
 
 
@@ -125,7 +126,9 @@ def _description_length(value: str, ctx: NormalizationContext) -> str:
 # ---------------------------------------------------------------- list rules
 
 
-def _casefold_dedupe(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+def _casefold_dedupe(
+    values: list[tuple[str, str]], ctx: NormalizationContext
+) -> list[tuple[str, str]]:
     seen: set[str] = set()
     out = []
     for value, origin in values:
@@ -196,31 +199,71 @@ RULES: dict[str, Rule] = {
     r.name: r
     for r in (
         Rule("nfkc", 1, "text", _nfkc, "Unicode NFKC: full-width and compatibility forms fold."),
-        Rule("control_chars", 1, "text", _control_chars,
-             "Control, zero-width and line/paragraph separator characters become spaces."),
+        Rule(
+            "control_chars",
+            1,
+            "text",
+            _control_chars,
+            "Control, zero-width and line/paragraph separator characters become spaces.",
+        ),
         Rule("whitespace", 1, "text", _whitespace, "Runs of white space collapse; ends trimmed."),
-        Rule("strip_html", 1, "text", _strip_html,
-             "HTML tags removed (stdlib parser), entities unescaped."),
-        Rule("lastfm_boilerplate", 1, "text", _lastfm_boilerplate,
-             "The trailing 'Read more on Last.fm' link text is dropped."),
-        Rule("name_length", 1, "text", _name_length,
-             f"A name over {NAME_MAX_CHARS} chars rejects the row (quarantine)."),
-        Rule("description_length", 1, "text", _description_length,
-             f"Descriptions cut at a word boundary near {DESCRIPTION_MAX_CHARS} chars."),
-        Rule("casefold_dedupe", 1, "list", _casefold_dedupe,
-             "Values equal after case folding keep their first (highest-precedence) spelling."),
+        Rule(
+            "strip_html",
+            1,
+            "text",
+            _strip_html,
+            "HTML tags removed (stdlib parser), entities unescaped.",
+        ),
+        Rule(
+            "lastfm_boilerplate",
+            1,
+            "text",
+            _lastfm_boilerplate,
+            "The trailing 'Read more on Last.fm' link text is dropped.",
+        ),
+        Rule(
+            "name_length",
+            1,
+            "text",
+            _name_length,
+            f"A name over {NAME_MAX_CHARS} chars rejects the row (quarantine).",
+        ),
+        Rule(
+            "description_length",
+            1,
+            "text",
+            _description_length,
+            f"Descriptions cut at a word boundary near {DESCRIPTION_MAX_CHARS} chars.",
+        ),
+        Rule(
+            "casefold_dedupe",
+            1,
+            "list",
+            _casefold_dedupe,
+            "Values equal after case folding keep their first (highest-precedence) spelling.",
+        ),
         Rule("list_length", 1, "list", _list_length, f"At most {LIST_MAX_ITEMS} values."),
-        Rule("genre_alias", 1, "list", _genre_alias,
-             "Values mapped onto the genre tree's canonical names; others dropped from genres."),
+        Rule(
+            "genre_alias",
+            1,
+            "list",
+            _genre_alias,
+            "Values mapped onto the genre tree's canonical names; others dropped from genres.",
+        ),
         Rule("not_genre", 1, "list", _not_genre, "Keeps only values that are not tree genres."),
         Rule("year", 1, "int", _year, "Year from a date string (YYYY, YYYY-MM, YYYY-MM-DD)."),
         Rule("int_range", 1, "int", _int_range, f"Non-negative integer up to {INT_MAX}."),
     )
 }
 
-NORMALIZATION_VERSION = f"s{SCHEMA_VERSION}-" + hashlib.sha256(
-    ",".join(sorted(r.tag for r in RULES.values())).encode()
-).hexdigest()[:10]
+
+def normalization_version(rules: dict[str, Rule]) -> str:
+    """Schema version + a digest of every rule@version: any bump gives a new version."""
+    digest = hashlib.sha256(",".join(sorted(r.tag for r in rules.values())).encode())
+    return f"s{SCHEMA_VERSION}-{digest.hexdigest()[:10]}"
+
+
+NORMALIZATION_VERSION = normalization_version(RULES)
 
 
 # ---------------------------------------------------------------- genre vocabulary
@@ -275,21 +318,27 @@ def extract(document: Any, path: str) -> Any:
         return None
     if is_list:
         if not isinstance(value, list):
-            raise RejectedValue(f"type:{path}", f"{path}: expected a list, got {type(value).__name__}",
-                                value)
+            raise RejectedValue(
+                f"type:{path}", f"{path}: expected a list, got {type(value).__name__}", value
+            )
         items = [extract(v, rest) if rest else v for v in value]
         return [i for i in items if i is not None]
     return extract(value, rest) if rest else value
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value))
+
+
 def _as_text(value: Any, where: SourcePath) -> str | None:
-    if value is None:
+    if _missing(value):
         return None
     if isinstance(value, str):
         return value
-    if isinstance(value, bool) or isinstance(value, dict | list):
-        raise RejectedValue(f"type:{where}", f"{where}: expected text, got {type(value).__name__}",
-                            value)
+    if isinstance(value, (bool, dict | list)):
+        raise RejectedValue(
+            f"type:{where}", f"{where}: expected text, got {type(value).__name__}", value
+        )
     return str(value)  # numbers are legitimate text (a band called 311)
 
 
@@ -300,7 +349,12 @@ class RowSources:
     documents: dict[Source, Any]
 
     def lookup(self, where: SourcePath) -> Any:
-        return extract(self.documents.get(where.source), where.path)
+        try:
+            return extract(self.documents.get(where.source), where.path)
+        except RejectedValue as exc:  # name the whole path, not the tail that failed
+            raise RejectedValue(
+                f"type:{where}", f"{where}: {exc.reason.split(': ', 1)[-1]}", exc.raw_value
+            ) from None
 
 
 def _apply_text_rules(value: str, rules: tuple[str, ...], ctx: NormalizationContext) -> str:
@@ -326,7 +380,7 @@ def _normalize_field(
     if spec.kind == "int":
         for where in spec.sources:
             value = sources.lookup(where)
-            if isinstance(value, list):
+            if "[]" in where.path:
                 value = value[0] if value else None
             if value is None:
                 continue
@@ -334,12 +388,16 @@ def _normalize_field(
             for name in spec.rules:
                 number = RULES[name].fn(value, ctx)
             if number is not None:
-                return number, {"source": where.source.value, "path": str(where), "rules": rule_tags}
+                return number, {
+                    "source": where.source.value,
+                    "path": str(where),
+                    "rules": rule_tags,
+                }
         return None, None
     if spec.kind == "text":
         for where in spec.sources:
             value = sources.lookup(where)
-            if isinstance(value, list):  # e.g. links.albums[].name: the first linked row
+            if "[]" in where.path:  # e.g. links.albums[].name: the first linked row
                 value = value[0] if value else None
             text = _as_text(value, where)
             if text is None:
@@ -372,25 +430,32 @@ def _normalize_field(
 
 
 def _parse_json(text: Any) -> Any:
-    if text is None or (isinstance(text, float) and pd.isna(text)):
+    if _missing(text):
         return None
     return orjson.loads(text) if isinstance(text, str | bytes) else text
 
 
-def normalize_row(resource_type: str, row: dict[str, Any], ctx: NormalizationContext) -> dict[str, Any]:
+def normalize_row(
+    resource_type: str, row: dict[str, Any], ctx: NormalizationContext
+) -> dict[str, Any]:
     """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
-    sources = RowSources({
-        Source.CUSTOM: _parse_json(row.get("custom_data")),
-        Source.CATALOG: {"name": row.get("name")},
-        Source.LINKS: _parse_json(row.get("links")),
-        Source.ENRICHMENT: _parse_json(row.get("enrichment_data")),
-        Source.SPOTIFY: _parse_json(row.get("spotify_data")),
-    })
+    sources = RowSources(
+        {
+            Source.CUSTOM: _parse_json(row.get("custom_data")),
+            Source.CATALOG: {"name": None if _missing(row.get("name")) else row.get("name")},
+            Source.LINKS: _parse_json(row.get("links")),
+            Source.ENRICHMENT: _parse_json(row.get("enrichment_data")),
+            Source.SPOTIFY: _parse_json(row.get("spotify_data")),
+        }
+    )
     for source in (Source.CUSTOM, Source.ENRICHMENT, Source.SPOTIFY):
         doc = sources.documents[source]
         if doc is not None and not isinstance(doc, dict):
-            raise RejectedValue(f"type:{source.value}",
-                                f"{source.value} must be a JSON object, got {type(doc).__name__}", doc)
+            raise RejectedValue(
+                f"type:{source.value}",
+                f"{source.value} must be a JSON object, got {type(doc).__name__}",
+                doc,
+            )
     out: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
     for spec in fields_of(resource_type):
@@ -428,8 +493,14 @@ def normalize_frame(
         try:
             values = normalize_row(resource_type, row, ctx)
         except RejectedValue as exc:
-            raw_value = exc.raw_value if isinstance(exc.raw_value, str) else (
-                orjson.dumps(exc.raw_value, default=str).decode() if exc.raw_value is not None else None
+            raw_value = (
+                exc.raw_value
+                if isinstance(exc.raw_value, str)
+                else (
+                    orjson.dumps(exc.raw_value, default=str).decode()
+                    if exc.raw_value is not None
+                    else None
+                )
             )
             rejections.append(Rejection(resource_id, "normalize", exc.rule, exc.reason, raw_value))
             continue

@@ -71,30 +71,56 @@ _TAG_SOURCES = (_p(C, "tags"), _p(E, "tags[].name"), _p(S, "genres"))
 def _common(extra_genre_sources: tuple[SourcePath, ...] = ()) -> tuple[FieldSpec, ...]:
     return (
         FieldSpec(
-            "name", "text", (_p(C, "name_override"), _p(K, "name"), _p(S, "name")),
-            NAME_RULES, weight="A", doc="Display name; editorial override wins.",
+            "name",
+            "text",
+            (_p(C, "name_override"), _p(K, "name"), _p(S, "name")),
+            NAME_RULES,
+            weight="A",
+            doc="Display name; editorial override wins.",
         ),
         FieldSpec(
-            "aliases", "text_list", (_p(C, "aliases"), _p(E, "aliases[].name")),
-            LIST_RULES, merge="union", weight="B",
+            "aliases",
+            "text_list",
+            (_p(C, "aliases"), _p(E, "aliases[].name")),
+            LIST_RULES,
+            merge="union",
+            weight="B",
             doc="Other names, kept in their own script (no transliteration).",
         ),
         FieldSpec(
-            "genres", "text_list", (*extra_genre_sources, *_TAG_SOURCES),
-            (*LIST_RULES, "genre_alias"), merge="union", weight="C",
+            "genres",
+            "text_list",
+            (*extra_genre_sources, *_TAG_SOURCES),
+            (*LIST_RULES, "genre_alias"),
+            merge="union",
+            weight="C",
             doc="Values that map onto the catalog's genre tree, in canonical spelling.",
         ),
         FieldSpec(
-            "tags", "text_list", _TAG_SOURCES, (*LIST_RULES, "not_genre"), merge="union",
-            weight="C", doc="Free tags that are not genres of the tree.",
+            "tags",
+            "text_list",
+            _TAG_SOURCES,
+            (*LIST_RULES, "not_genre"),
+            merge="union",
+            weight="C",
+            doc="Free tags that are not genres of the tree.",
         ),
         FieldSpec(
-            "description", "text",
-            (_p(C, "editorial_description"), _p(E, "bio.summary"), _p(E, "bio.content"),
-             _p(E, "wiki.summary")),
-            DESCRIPTION_RULES, weight="D", doc="Editorial text first, then the enrichment bio.",
+            "description",
+            "text",
+            (
+                _p(C, "editorial_description"),
+                _p(E, "bio.summary"),
+                _p(E, "bio.content"),
+                _p(E, "wiki.summary"),
+            ),
+            DESCRIPTION_RULES,
+            weight="D",
+            doc="Editorial text first, then the enrichment bio.",
         ),
-        FieldSpec("hidden", "flag", (_p(C, "hidden"),), (), doc="Indexed but not returned by default."),
+        FieldSpec(
+            "hidden", "flag", (_p(C, "hidden"),), (), doc="Indexed but not returned by default."
+        ),
         FieldSpec("blocked", "flag", (_p(C, "blocked"),), (), doc="Withdrawn from the index."),
     )
 
@@ -102,8 +128,14 @@ def _common(extra_genre_sources: tuple[SourcePath, ...] = ()) -> tuple[FieldSpec
 FIELDS: dict[str, tuple[FieldSpec, ...]] = {
     "genre": (
         *_common(),
-        FieldSpec("parent", "text", (_p(L, "parent[].name"),), NAME_RULES, weight="C",
-                  doc="Parent genre in the genre tree."),
+        FieldSpec(
+            "parent",
+            "text",
+            (_p(L, "parent[].name"),),
+            NAME_RULES,
+            weight="C",
+            doc="Parent genre in the genre tree.",
+        ),
     ),
     "artist": (
         *_common((_p(L, "genres[].name"),)),
@@ -111,29 +143,52 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("disambiguation", "text", (_p(E, "disambiguation"),), TEXT_RULES, weight="D"),
         FieldSpec("artist_type", "text", (_p(E, "type"), _p(S, "type")), TEXT_RULES),
         FieldSpec("popularity", "int", (_p(S, "popularity"),), ("int_range",)),
-        FieldSpec("followers", "int", (_p(S, "followers.total"), _p(E, "listeners")),
-                  ("int_range",)),
+        FieldSpec(
+            "followers", "int", (_p(S, "followers.total"), _p(E, "listeners")), ("int_range",)
+        ),
     ),
     "album": (
         *_common(),
-        FieldSpec("artists", "text_list", (_p(L, "artists[].name"), _p(S, "artists[].name")),
-                  LIST_RULES, merge="union", weight="C"),
-        FieldSpec("label", "text", (_p(C, "label"), _p(E, "label"), _p(S, "label")),
-                  TEXT_RULES, weight="D"),
-        FieldSpec("release_year", "int",
-                  (_p(C, "release_date"), _p(E, "release_date"), _p(S, "release_date")),
-                  ("year",)),
+        FieldSpec(
+            "artists",
+            "text_list",
+            (_p(L, "artists[].name"), _p(S, "artists[].name")),
+            LIST_RULES,
+            merge="union",
+            weight="C",
+        ),
+        FieldSpec(
+            "label",
+            "text",
+            (_p(C, "label"), _p(E, "label"), _p(S, "label")),
+            TEXT_RULES,
+            weight="D",
+        ),
+        FieldSpec(
+            "release_year",
+            "int",
+            (_p(C, "release_date"), _p(E, "release_date"), _p(S, "release_date")),
+            ("year",),
+        ),
         FieldSpec("album_type", "text", (_p(S, "album_type"),), TEXT_RULES),
         FieldSpec("popularity", "int", (_p(S, "popularity"),), ("int_range",)),
     ),
     "track": (
         *_common(),
-        FieldSpec("artists", "text_list", (_p(L, "artists[].name"), _p(S, "artists[].name")),
-                  LIST_RULES, merge="union", weight="C"),
-        FieldSpec("album", "text", (_p(L, "albums[].name"), _p(S, "album.name")), NAME_RULES,
-                  weight="C"),
-        FieldSpec("duration_ms", "int", (_p(S, "duration_ms"), _p(E, "duration_ms")),
-                  ("int_range",)),
+        FieldSpec(
+            "artists",
+            "text_list",
+            (_p(L, "artists[].name"), _p(S, "artists[].name")),
+            LIST_RULES,
+            merge="union",
+            weight="C",
+        ),
+        FieldSpec(
+            "album", "text", (_p(L, "albums[].name"), _p(S, "album.name")), NAME_RULES, weight="C"
+        ),
+        FieldSpec(
+            "duration_ms", "int", (_p(S, "duration_ms"), _p(E, "duration_ms")), ("int_range",)
+        ),
         FieldSpec("isrc", "text", (_p(S, "external_ids.isrc"), _p(E, "isrcs[]")), TEXT_RULES),
         FieldSpec("popularity", "int", (_p(S, "popularity"),), ("int_range",)),
     ),

@@ -32,20 +32,31 @@ names > description and other text).
 
 
 def render_schema_doc() -> str:
-    out = [HEADER.format(
-        schema=SCHEMA_VERSION, norm=NORMALIZATION_VERSION, doc=DOCUMENT_VERSION,
-        sources=", ".join(f"`{s.value}`" for s in Source),
-        a=WEIGHT_COLUMNS["A"], b=WEIGHT_COLUMNS["B"], c=WEIGHT_COLUMNS["C"],
-        d=WEIGHT_COLUMNS["D"])]
+    out = [
+        HEADER.format(
+            schema=SCHEMA_VERSION,
+            norm=NORMALIZATION_VERSION,
+            doc=DOCUMENT_VERSION,
+            sources=", ".join(f"`{s.value}`" for s in Source),
+            a=WEIGHT_COLUMNS["A"],
+            b=WEIGHT_COLUMNS["B"],
+            c=WEIGHT_COLUMNS["C"],
+            d=WEIGHT_COLUMNS["D"],
+        )
+    ]
     for rule in RULES.values():
         out.append(f"| `{rule.name}` | {rule.version} | {rule.applies_to} | {rule.doc} |\n")
     for resource_type in RESOURCE_TYPES:
-        out.append(f"\n## {resource_type}\n\n| field | type | merge | weight | sources "
-                   "(precedence order) | rules | notes |\n| --- | --- | --- | --- | --- | --- "
-                   "| --- |\n")
+        out.append(
+            f"\n## {resource_type}\n\n| field | type | merge | weight | sources "
+            "(precedence order) | rules | notes |\n| --- | --- | --- | --- | --- | --- "
+            "| --- |\n"
+        )
         for spec in fields_of(resource_type):
             sources = "<br>".join(f"`{s}`" for s in spec.sources)
             rules = ", ".join(RULES[r].tag for r in spec.rules) or "—"
-            out.append(f"| `{spec.name}` | {spec.kind} | {spec.merge} | {spec.weight or '—'} | "
-                       f"{sources} | {rules} | {spec.doc} |\n")
+            out.append(
+                f"| `{spec.name}` | {spec.kind} | {spec.merge} | {spec.weight or '—'} | "
+                f"{sources} | {rules} | {spec.doc} |\n"
+            )
     return "".join(out)

@@ -63,11 +63,17 @@ class StageReport:
     def metadata(self) -> dict[str, Any]:
         c = self.counts
         return {
-            "rows_read": c.read, "rows_inserted": c.inserted, "rows_updated": c.updated,
-            "rows_unchanged": c.unchanged, "rows_deleted": c.deleted,
-            "rows_written": c.written, "rows_rejected": self.rejected,
-            "quarantined_total": self.quarantined, "rows_withdrawn": self.withdrawn,
-            "chunks": self.chunks, "seconds": round(self.seconds, 3),
+            "rows_read": c.read,
+            "rows_inserted": c.inserted,
+            "rows_updated": c.updated,
+            "rows_unchanged": c.unchanged,
+            "rows_deleted": c.deleted,
+            "rows_written": c.written,
+            "rows_rejected": self.rejected,
+            "quarantined_total": self.quarantined,
+            "rows_withdrawn": self.withdrawn,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
             "changed_nothing": self.changed_nothing,
         }
 
@@ -75,8 +81,11 @@ class StageReport:
 def _count_quarantined(store: IndexStore, partition: DescriptorPartition, stage: str) -> int:
     import sqlalchemy as sa
 
-    query = sa.select(sa.func.count()).select_from(quarantine).where(
-        quarantine.c.partition_key == partition.key, quarantine.c.stage == stage)
+    query = (
+        sa.select(sa.func.count())
+        .select_from(quarantine)
+        .where(quarantine.c.partition_key == partition.key, quarantine.c.stage == stage)
+    )
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar() or 0)
 
@@ -98,19 +107,33 @@ def validate_raw(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[Rejecti
                 continue
             size = len(text.encode())
             if size > MAX_SOURCE_BYTES:
-                problem = Rejection(resource_id, "raw", f"oversized:{column}",
-                                    f"{column} is {size} bytes (limit {MAX_SOURCE_BYTES})", text)
+                problem = Rejection(
+                    resource_id,
+                    "raw",
+                    f"oversized:{column}",
+                    f"{column} is {size} bytes (limit {MAX_SOURCE_BYTES})",
+                    text,
+                )
                 break
             try:
                 parsed = orjson.loads(text)
             except orjson.JSONDecodeError as exc:
-                problem = Rejection(resource_id, "raw", f"json_parse:{column}",
-                                    f"{column} is not valid JSON: {exc}", text)
+                problem = Rejection(
+                    resource_id,
+                    "raw",
+                    f"json_parse:{column}",
+                    f"{column} is not valid JSON: {exc}",
+                    text,
+                )
                 break
             if parsed is not None and not isinstance(parsed, dict):
-                problem = Rejection(resource_id, "raw", f"json_type:{column}",
-                                    f"{column} must be a JSON object, got "
-                                    f"{type(parsed).__name__}", text)
+                problem = Rejection(
+                    resource_id,
+                    "raw",
+                    f"json_type:{column}",
+                    f"{column} must be a JSON object, got {type(parsed).__name__}",
+                    text,
+                )
                 break
         if problem is not None:
             rejected.append(problem.clipped())
@@ -124,8 +147,9 @@ def validate_raw(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[Rejecti
     return good, rejected
 
 
-def extract_raw(source: CatalogSource, store: IndexStore, partition: DescriptorPartition,
-                chunk_size: int) -> StageReport:
+def extract_raw(
+    source: CatalogSource, store: IndexStore, partition: DescriptorPartition, chunk_size: int
+) -> StageReport:
     report = StageReport("raw", partition.key)
     started = time.perf_counter()
     for chunk in source.iter_chunks(partition.resource_type, partition.id_range, chunk_size):
@@ -136,8 +160,15 @@ def extract_raw(source: CatalogSource, store: IndexStore, partition: DescriptorP
             row["extracted_at"] = now
         with store.engine.begin() as conn:
             # a row that turned bad keeps its last good raw version; quarantine says why
-            counts = store.sync_chunk(conn, raw_descriptors, "raw_hash", partition.resource_type,
-                                      chunk.span, rows, keep_ids={r.resource_id for r in rejections})
+            counts = store.sync_chunk(
+                conn,
+                raw_descriptors,
+                "raw_hash",
+                partition.resource_type,
+                chunk.span,
+                rows,
+                keep_ids={r.resource_id for r in rejections},
+            )
             store.record_rejections(conn, partition, "raw", chunk.span, rejections)
         counts.read += len(rejections)
         report.counts.add(counts)
@@ -155,28 +186,31 @@ def normalization_context(source: CatalogSource) -> NormalizationContext:
     return NormalizationContext(GenreVocabulary.from_names(source.genre_names()))
 
 
-def _stored_normalized_rows(resource_type: str, frame: pd.DataFrame, input_hashes: dict[int, str]
-                            ) -> list[dict[str, Any]]:
+def _stored_normalized_rows(
+    resource_type: str, frame: pd.DataFrame, input_hashes: dict[int, str]
+) -> list[dict[str, Any]]:
     names = [f.name for f in fields_of(resource_type)]
     now = datetime.now(UTC)
     rows = []
     for record in frame.to_dict("records"):
         values = {n: _plain(record[n]) for n in names}
-        rows.append({
-            "resource_type": resource_type,
-            "resource_id": int(record["resource_id"]),
-            "name": values["name"],
-            "fields": orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode(),
-            "provenance": record["provenance"],
-            "hidden": bool(values["hidden"]),
-            "blocked": bool(values["blocked"]),
-            "source_updated_at": _plain(record["source_updated_at"]),
-            "normalization_version": record["normalization_version"],
-            "raw_hash": record["raw_hash"],
-            "input_hash": input_hashes[int(record["resource_id"])],
-            "content_hash": record["content_hash"],
-            "normalized_at": now,
-        })
+        rows.append(
+            {
+                "resource_type": resource_type,
+                "resource_id": int(record["resource_id"]),
+                "name": values["name"],
+                "fields": orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode(),
+                "provenance": record["provenance"],
+                "hidden": bool(values["hidden"]),
+                "blocked": bool(values["blocked"]),
+                "source_updated_at": _plain(record["source_updated_at"]),
+                "normalization_version": record["normalization_version"],
+                "raw_hash": record["raw_hash"],
+                "input_hash": input_hashes[int(record["resource_id"])],
+                "content_hash": record["content_hash"],
+                "normalized_at": now,
+            }
+        )
     return rows
 
 
@@ -197,39 +231,63 @@ def decode_normalized(resource_type: str, stored: pd.DataFrame) -> pd.DataFrame:
     for row in stored.to_dict("records"):
         fields = row["fields"] if isinstance(row["fields"], dict) else orjson.loads(row["fields"])
         provenance = row["provenance"]
-        records.append({
-            **fields,
-            "resource_type": resource_type, "resource_id": int(row["resource_id"]),
-            "source_updated_at": _plain(row["source_updated_at"]), "raw_hash": row["raw_hash"],
-            "provenance": provenance if isinstance(provenance, str) else orjson.dumps(
-                provenance, option=orjson.OPT_SORT_KEYS).decode(),
-            "normalization_version": row["normalization_version"],
-            "content_hash": row["content_hash"],
-        })
+        records.append(
+            {
+                **fields,
+                "resource_type": resource_type,
+                "resource_id": int(row["resource_id"]),
+                "source_updated_at": _plain(row["source_updated_at"]),
+                "raw_hash": row["raw_hash"],
+                "provenance": provenance
+                if isinstance(provenance, str)
+                else orjson.dumps(provenance, option=orjson.OPT_SORT_KEYS).decode(),
+                "normalization_version": row["normalization_version"],
+                "content_hash": row["content_hash"],
+            }
+        )
     return pa.Table.from_pylist(records, schema=schema).to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def normalize_partition(store: IndexStore, partition: DescriptorPartition,
-                        context: NormalizationContext, chunk_size: int) -> StageReport:
+def normalize_partition(
+    store: IndexStore,
+    partition: DescriptorPartition,
+    context: NormalizationContext,
+    chunk_size: int,
+) -> StageReport:
     report = StageReport("normalize", partition.key)
     started = time.perf_counter()
     resource_type = partition.resource_type
     for span, raw in store.iter_rows(raw_descriptors, partition, chunk_size):
         with store.engine.begin() as conn:
-            existing = store.existing_hashes(conn, normalized_descriptors, "input_hash",
-                                             resource_type, span)
-            hashes = {int(i): input_hash(h, context) for i, h in zip(raw["resource_id"],
-                                                                     raw["raw_hash"], strict=True)}
-            todo_mask = raw["resource_id"].map(lambda i: existing.get(int(i)) != hashes[int(i)])
-            todo = raw.loc[todo_mask.astype(bool)]
+            existing = store.existing_hashes(
+                conn, normalized_descriptors, "input_hash", resource_type, span
+            )
+            hashes = {
+                int(i): input_hash(h, context)
+                for i, h in zip(raw["resource_id"], raw["raw_hash"], strict=True)
+            }
+            todo = raw.loc[[existing.get(int(i)) != hashes[int(i)] for i in raw["resource_id"]]]
             frame, rejections = normalize_frame(resource_type, todo, context)
             rows = _stored_normalized_rows(resource_type, frame, hashes)
             skipped = set(hashes) - {int(i) for i in todo["resource_id"]}
             counts = store.sync_chunk(
-                conn, normalized_descriptors, "input_hash", resource_type, span, rows,
-                keep_ids=skipped | {r.resource_id for r in rejections}, existing=existing)
-            store.record_rejections(conn, partition, "normalize", span, rejections,
-                                    resolved_ids={int(i) for i in todo["resource_id"]})
+                conn,
+                normalized_descriptors,
+                "input_hash",
+                resource_type,
+                span,
+                rows,
+                keep_ids=skipped | {r.resource_id for r in rejections},
+                existing=existing,
+            )
+            store.record_rejections(
+                conn,
+                partition,
+                "normalize",
+                span,
+                rejections,
+                resolved_ids={int(i) for i in todo["resource_id"]},
+            )
         counts.read = len(raw)
         counts.unchanged += len(skipped)
         report.counts.add(counts)
@@ -243,22 +301,26 @@ def normalize_partition(store: IndexStore, partition: DescriptorPartition,
 # ---------------------------------------------------------------- published index
 
 
-def publish_partition(store: IndexStore, partition: DescriptorPartition, chunk_size: int
-                      ) -> StageReport:
+def publish_partition(
+    store: IndexStore, partition: DescriptorPartition, chunk_size: int
+) -> StageReport:
     """Publish the partition's documents in one transaction: readers see before or after."""
     report = StageReport("publish", partition.key)
     started = time.perf_counter()
     resource_type = partition.resource_type
     with store.engine.begin() as conn:
-        for span, stored in store.iter_rows(normalized_descriptors, partition, chunk_size,
-                                            conn=conn):
-            documents, withdrawn = build_documents(resource_type,
-                                                   decode_normalized(resource_type, stored))
+        for span, stored in store.iter_rows(
+            normalized_descriptors, partition, chunk_size, conn=conn
+        ):
+            documents, withdrawn = build_documents(
+                resource_type, decode_normalized(resource_type, stored)
+            )
             now = datetime.now(UTC)
             for document in documents:
                 document["published_at"] = now
-            counts = store.sync_chunk(conn, descriptor_index, "content_hash", resource_type,
-                                      span, documents)
+            counts = store.sync_chunk(
+                conn, descriptor_index, "content_hash", resource_type, span, documents
+            )
             counts.read += withdrawn
             report.counts.add(counts)
             report.withdrawn += withdrawn

@@ -20,8 +20,9 @@ descriptor_partitions = dg.MultiPartitionsDefinition(
 )
 
 
-def partition_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
-                 ) -> DescriptorPartition:
+def partition_of(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> DescriptorPartition:
     key = context.partition_key
     if not isinstance(key, dg.MultiPartitionKey):
         key = descriptor_partitions.get_partition_key_from_str(key)
@@ -46,8 +47,9 @@ def missing_id_ranges(existing_keys: list[str], max_id: int, default_size: int) 
     return [r for r in ranges_covering(max_id, size) if r.key not in have]
 
 
-def register_id_ranges(instance: dg.DagsterInstance, max_id: int, default_size: int
-                       ) -> list[IdRange]:
+def register_id_ranges(
+    instance: dg.DagsterInstance, max_id: int, default_size: int
+) -> list[IdRange]:
     existing = instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME)
     new = missing_id_ranges(existing, max_id, default_size)
     if new:

@@ -29,8 +29,10 @@ class CatalogResource(dg.ConfigurableResource):
 
     url: str = Field(description="SQLAlchemy URL of the catalog database.")
     mapping_file: str | None = Field(
-        default=None, description="JSON file mapping tables/columns (CatalogConfig); "
-        "empty for the demo's Django names.")
+        default=None,
+        description="JSON file mapping tables/columns (CatalogConfig); "
+        "empty for the demo's Django names.",
+    )
 
     def source(self) -> CatalogSource:
         return _catalog_source(self.url, self.mapping_file or None)
@@ -50,14 +52,17 @@ class PipelineSettings(dg.ConfigurableResource):
 
     chunk_size: int = Field(default=2000, description="Rows per chunk; bounds memory.")
     id_range_size: int = Field(
-        default=10_000, description="Ids per new id-range partition (existing ranges keep "
-        "their size).")
+        default=10_000,
+        description="Ids per new id-range partition (existing ranges keep their size).",
+    )
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     return {
-        "catalog": CatalogResource(url=dg.EnvVar("DESCRIPTOR_CATALOG_URL"),
-                                   mapping_file=dg.EnvVar("DESCRIPTOR_CATALOG_MAPPING")),
+        "catalog": CatalogResource(
+            url=dg.EnvVar("DESCRIPTOR_CATALOG_URL"),
+            mapping_file=dg.EnvVar("DESCRIPTOR_CATALOG_MAPPING"),
+        ),
         "index_store": IndexStoreResource(url=dg.EnvVar("DESCRIPTOR_INDEX_URL")),
         "settings": PipelineSettings(),
     }

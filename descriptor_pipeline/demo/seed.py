@@ -30,24 +30,34 @@ def catalog_metadata(config: CatalogConfig) -> sa.MetaData:
     for resource_type in RESOURCE_TYPES:
         cfg = config.resource(resource_type)
         columns: list[sa.Column[Any]] = [
-            sa.Column(cfg.id_column, sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                      primary_key=True, autoincrement=True),
+            sa.Column(
+                cfg.id_column,
+                sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                primary_key=True,
+                autoincrement=True,
+            ),
             sa.Column(cfg.name_column, sa.String(1000), nullable=False),
             sa.Column(cfg.spotify_column, JsonColumn),
             sa.Column(cfg.enrichment_column, JsonColumn),
             sa.Column(cfg.custom_column, JsonColumn),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-            sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True), nullable=False,
-                      index=True),
+            sa.Column(
+                cfg.updated_at_column, sa.DateTime(timezone=True), nullable=False, index=True
+            ),
         ]
         if resource_type == "genre" and config.genre_parent_column:
             columns.append(sa.Column(config.genre_parent_column, sa.BigInteger, index=True))
         sa.Table(cfg.table, md, *columns)
     for link in _links(config):
         sa.Table(
-            link.table, md,
-            sa.Column(link.order_column or "id", sa.BigInteger().with_variant(sa.Integer(),
-                      "sqlite"), primary_key=True, autoincrement=True),
+            link.table,
+            md,
+            sa.Column(
+                link.order_column or "id",
+                sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                primary_key=True,
+                autoincrement=True,
+            ),
             sa.Column(link.from_column, sa.BigInteger, nullable=False, index=True),
             sa.Column(link.to_column, sa.BigInteger, nullable=False, index=True),
             sa.UniqueConstraint(link.from_column, link.to_column),
@@ -56,8 +66,7 @@ def catalog_metadata(config: CatalogConfig) -> sa.MetaData:
 
 
 def _links(config: CatalogConfig) -> list[LinkTable]:
-    return [config.artist_genres, config.album_artists, config.track_albums,
-            config.track_artists]
+    return [config.artist_genres, config.album_artists, config.track_albums, config.track_artists]
 
 
 def fixture_records(path: Path = FIXTURE) -> Iterator[dict[str, Any]]:
@@ -74,9 +83,12 @@ class SeedReport:
     seconds: float
 
 
-def seed_catalog(engine: sa.Engine, config: CatalogConfig | None = None,
-                 records: Iterator[dict[str, Any]] | None = None, replace: bool = True
-                 ) -> SeedReport:
+def seed_catalog(
+    engine: sa.Engine,
+    config: CatalogConfig | None = None,
+    records: Iterator[dict[str, Any]] | None = None,
+    replace: bool = True,
+) -> SeedReport:
     """(Re)create the catalog tables and load the fixture; ids are kept as in the fixture."""
     import time
 
@@ -89,19 +101,24 @@ def seed_catalog(engine: sa.Engine, config: CatalogConfig | None = None,
     encode = (lambda v: v) if engine.dialect.name == "postgresql" else _json_text
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in RESOURCE_TYPES}
     link_rows: dict[str, list[dict[str, Any]]] = {link.table: [] for link in _links(config)}
-    link_for = {("artist", "genre"): config.artist_genres, ("album", "artist"):
-                config.album_artists, ("track", "album"): config.track_albums,
-                ("track", "artist"): config.track_artists}
+    link_for = {
+        ("artist", "genre"): config.artist_genres,
+        ("album", "artist"): config.album_artists,
+        ("track", "album"): config.track_albums,
+        ("track", "artist"): config.track_artists,
+    }
     for record in records if records is not None else fixture_records():
         resource_type = record["resource_type"]
         cfg = config.resource(resource_type)
         stamp = SEEDED_AT + timedelta(seconds=int(record["id"]))
         row = {
-            cfg.id_column: record["id"], cfg.name_column: record["name"],
+            cfg.id_column: record["id"],
+            cfg.name_column: record["name"],
             cfg.spotify_column: encode(record.get("spotify_data")),
             cfg.enrichment_column: encode(record.get("enrichment_data")),
             cfg.custom_column: encode(record.get("custom_data")),
-            "created_at": stamp, cfg.updated_at_column: stamp,
+            "created_at": stamp,
+            cfg.updated_at_column: stamp,
         }
         if resource_type == "genre" and config.genre_parent_column:
             row[config.genre_parent_column] = record.get("parent_id")
@@ -109,18 +126,24 @@ def seed_catalog(engine: sa.Engine, config: CatalogConfig | None = None,
         for target_type, ids in (record.get("links") or {}).items():
             link = link_for[(resource_type, target_type)]
             for target_id in dict.fromkeys(ids):
-                link_rows[link.table].append({link.from_column: record["id"],
-                                              link.to_column: target_id})
+                link_rows[link.table].append(
+                    {link.from_column: record["id"], link.to_column: target_id}
+                )
     with engine.begin() as conn:
         for resource_type in RESOURCE_TYPES:
             if rows[resource_type]:
-                conn.execute(md.tables[_qualified(config, config.resource(resource_type).table)]
-                             .insert(), rows[resource_type])
+                conn.execute(
+                    md.tables[_qualified(config, config.resource(resource_type).table)].insert(),
+                    rows[resource_type],
+                )
         for table_name, values in link_rows.items():
             if values:
                 conn.execute(md.tables[_qualified(config, table_name)].insert(), values)
-    return SeedReport({t: len(v) for t, v in rows.items()},
-                      {t: len(v) for t, v in link_rows.items()}, time.perf_counter() - started)
+    return SeedReport(
+        {t: len(v) for t, v in rows.items()},
+        {t: len(v) for t, v in link_rows.items()},
+        time.perf_counter() - started,
+    )
 
 
 def _qualified(config: CatalogConfig, table: str) -> str:
@@ -141,6 +164,7 @@ def inject_bad_rows(engine: sa.Engine, config: CatalogConfig | None = None) -> l
     now = SEEDED_AT
     described = []
     with engine.begin() as conn:
+
         def add(resource_type: str, name: str, **json_columns: Any) -> None:
             cfg = config.resource(resource_type)
             table = md.tables[_qualified(config, cfg.table)]
@@ -153,7 +177,10 @@ def inject_bad_rows(engine: sa.Engine, config: CatalogConfig | None = None) -> l
         pg = engine.dialect.name == "postgresql"
         if not pg:  # jsonb cannot hold malformed JSON; a text column can
             add("artist", "[injected] malformed spotify_data", spotify='{"name": "unterminated')
-        add("album", "[injected] popularity is a word",
-            spotify={"popularity": "very high"} if pg else '{"popularity": "very high"}')
+        add(
+            "album",
+            "[injected] popularity is a word",
+            spotify={"popularity": "very high"} if pg else '{"popularity": "very high"}',
+        )
         add("track", "[injected] oversized name " + "x" * 600)
     return described

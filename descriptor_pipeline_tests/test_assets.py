@@ -1,0 +1,151 @@
+"""The three assets through `dagster.materialize` on a temp SQLite instance."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from descriptor_pipeline.demo.seed import inject_bad_rows
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.index_store import descriptor_index
+from descriptor_pipeline_tests.conftest import Deployment, metadata_of
+
+ASSETS = ("raw_descriptors", "normalized_descriptors", "descriptor_index")
+ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
+TRACKS_0 = DescriptorPartition("track", IdRange(0, 999))
+
+
+def index_rows(dep: Deployment) -> dict[tuple[str, int], tuple[str, object]]:
+    with dep.store.engine.connect() as conn:
+        return {
+            (r.resource_type, r.resource_id): (r.content_hash, r.published_at)
+            for r in conn.execute(sa.select(descriptor_index))
+        }
+
+
+def catalog_exec(dep: Deployment, sql: str, **params: object) -> None:
+    with dep.catalog.engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def test_full_backfill_publishes_every_resource_and_rerun_writes_nothing(
+    deployment: Deployment,
+) -> None:
+    results = deployment.backfill()
+    assert len(results) == 12 and all(r.success for r in results)  # 3 id ranges x 4 types
+    published = index_rows(deployment)
+    quarantined = deployment.store.quarantine_rows()
+    assert quarantined.empty  # the real fixture is clean JSON; oddities are normalized
+    with deployment.store.engine.connect() as conn:
+        blocked = conn.execute(
+            sa.text("SELECT resource_type, resource_id FROM normalized_descriptors WHERE blocked")
+        ).all()
+    for resource_type in ("genre", "artist", "album", "track"):
+        expected = deployment.catalog.count(resource_type) - sum(
+            1 for t, _ in blocked if t == resource_type
+        )
+        assert sum(1 for t, _ in published if t == resource_type) == expected
+    assert blocked and all((t, i) not in published for t, i in blocked)
+
+    reruns = [deployment.materialize(p) for p in deployment.register()]
+    for result in reruns:
+        for asset in ASSETS:
+            meta = metadata_of(result, asset)
+            assert meta["rows_written"] == 0 and meta["changed_nothing"] is True, (asset, meta)
+    assert index_rows(deployment) == published  # not even published_at moved
+
+
+def test_a_change_rewrites_only_its_documents(deployment: Deployment) -> None:
+    deployment.register()
+    for partition in (ARTISTS_0, TRACKS_0):
+        deployment.materialize(partition)
+    with deployment.catalog.engine.connect() as conn:
+        artist_id, track_id = conn.execute(
+            sa.text(
+                "SELECT artist_id, track_id FROM music_track_artists WHERE artist_id < 1000 "
+                "AND track_id < 1000 LIMIT 1"
+            )
+        ).one()
+    before = index_rows(deployment)
+    catalog_exec(
+        deployment,
+        "UPDATE music_artist SET name = :n WHERE id = :i",
+        n="Renamed Artist Ωmega",
+        i=artist_id,
+    )
+    result = deployment.materialize(ARTISTS_0)
+    assert metadata_of(result, "raw_descriptors")["rows_updated"] == 1
+    assert metadata_of(result, "normalized_descriptors")["rows_updated"] == 1
+    assert metadata_of(result, "descriptor_index")["rows_updated"] == 1
+    # the track embeds the artist's name: its partition picks the change up from the links
+    result = deployment.materialize(TRACKS_0)
+    changed_tracks = metadata_of(result, "descriptor_index")["rows_updated"]
+    assert changed_tracks >= 1
+    after = index_rows(deployment)
+    changed = {k for k in after if after[k][0] != before[k][0]}
+    assert ("artist", artist_id) in changed and ("track", track_id) in changed
+    assert len(changed) == 1 + changed_tracks
+    hits = deployment.store.search("Ωmega")
+    assert {h.document_key for h in hits} >= {f"artist:{artist_id}", f"track:{track_id}"}
+
+
+def test_bad_rows_are_quarantined_and_the_rest_is_published(deployment: Deployment) -> None:
+    injected = inject_bad_rows(deployment.catalog.engine)
+    assert len(injected) == 3
+    results = deployment.backfill()
+    assert all(r.success for r in results)
+    quarantine = deployment.store.quarantine_rows()
+    assert sorted(quarantine["rule"]) == sorted(
+        ["json_parse:spotify_data", "int_range@1", "name_length@1"]
+    )
+    assert set(quarantine["stage"]) == {"raw", "normalize"}
+    assert quarantine["reason"].str.len().min() > 10
+    assert quarantine["partition_key"].str.contains(r"\|").all()
+    published = index_rows(deployment)
+    for row in quarantine.itertuples():
+        assert (row.resource_type, row.resource_id) not in published
+    assert len(published) > 6000
+
+    # fix the malformed row in the catalog: replay by rerunning its partition
+    bad_artist = int(quarantine.loc[quarantine["stage"] == "raw", "resource_id"].iloc[0])
+    catalog_exec(
+        deployment,
+        "UPDATE music_artist SET spotify_data = :s WHERE id = :i",
+        s='{"name": "fixed", "popularity": 3}',
+        i=bad_artist,
+    )
+    partition = DescriptorPartition("artist", IdRange(2000, 2999))
+    result = deployment.materialize(partition)
+    assert metadata_of(result, "raw_descriptors")["quarantined_total"] == 0
+    assert ("artist", bad_artist) in index_rows(deployment)
+    assert len(deployment.store.quarantine_rows()) == 2
+
+
+def test_a_row_that_turns_bad_keeps_its_last_good_document(deployment: Deployment) -> None:
+    deployment.register()
+    deployment.materialize(ARTISTS_0)
+    before = index_rows(deployment)[("artist", 5)]
+    catalog_exec(deployment, "UPDATE music_artist SET enrichment_data = '{oops' WHERE id = 5")
+    result = deployment.materialize(ARTISTS_0)
+    assert metadata_of(result, "raw_descriptors")["rows_rejected"] == 1
+    assert index_rows(deployment)[("artist", 5)] == before
+    (row,) = deployment.store.quarantine_rows().itertuples()
+    assert (row.resource_id, row.attempts) == (5, 1)
+    deployment.materialize(ARTISTS_0)
+    (row,) = deployment.store.quarantine_rows().itertuples()
+    assert row.attempts == 2 and row.first_seen < row.last_seen
+
+
+def test_deleted_and_blocked_resources_leave_the_index(deployment: Deployment) -> None:
+    deployment.register()
+    deployment.materialize(ARTISTS_0)
+    assert ("artist", 7) in index_rows(deployment)
+    catalog_exec(deployment, "DELETE FROM music_artist WHERE id = 7")
+    catalog_exec(
+        deployment, "UPDATE music_artist SET custom_data = :c WHERE id = 8", c='{"blocked": true}'
+    )
+    result = deployment.materialize(ARTISTS_0)
+    assert metadata_of(result, "raw_descriptors")["rows_deleted"] == 1
+    assert metadata_of(result, "descriptor_index")["rows_deleted"] == 2
+    assert metadata_of(result, "descriptor_index")["rows_withdrawn"] >= 1
+    rows = index_rows(deployment)
+    assert ("artist", 7) not in rows and ("artist", 8) not in rows

@@ -1,0 +1,91 @@
+"""The catalog: seeding from the real fixture, configurable names, keyset chunks, links."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from descriptor_pipeline.catalog import CatalogConfig, CatalogSource, LinkTable, ResourceTable
+from descriptor_pipeline.demo.seed import fixture_records, seed_catalog
+from descriptor_pipeline.id_ranges import IdRange
+from descriptor_pipeline.index_store import create_engine
+from descriptor_pipeline_tests.conftest import Deployment
+
+
+def test_seeding_loads_every_fixture_record_and_its_links(deployment: Deployment) -> None:
+    expected = Counter(r["resource_type"] for r in fixture_records())
+    catalog = deployment.catalog
+    for resource_type, count in expected.items():
+        assert catalog.count(resource_type) == count
+    with catalog.engine.connect() as conn:
+        links = conn.execute(sa.text("SELECT count(*) FROM music_track_artists")).scalar()
+    assert links == sum(
+        len(set(r["links"].get("artist", [])))
+        for r in fixture_records()
+        if r["resource_type"] == "track"
+    )
+
+
+def test_chunks_cover_the_range_without_gaps_and_carry_linked_names(deployment: Deployment) -> None:
+    chunks = list(deployment.catalog.iter_chunks("track", IdRange(0, 999), chunk_size=97))
+    assert chunks[0].span.first == 0 and chunks[-1].span.last == 999
+    for before, after in itertools.pairwise(chunks):
+        assert after.span.first == before.span.last + 1
+    assert all(len(c.rows) <= 97 for c in chunks)
+    ids = [i for c in chunks for i in c.rows["resource_id"]]
+    assert ids == sorted(ids) and len(ids) == len(set(ids)) == 999  # ids 1..999
+    linked = [c.rows["links"] for c in chunks]
+    assert any('"artists"' in value for column in linked for value in column)
+
+
+def test_names_come_from_configuration(tmp_path: Path) -> None:
+    """A catalog with other table and column names, in a schema-less SQLite file."""
+    config = CatalogConfig(
+        genre=ResourceTable(
+            table="tags",
+            id_column="pk",
+            name_column="label",
+            updated_at_column="modified",
+            spotify_column="sp",
+            enrichment_column="enr",
+            custom_column="editorial",
+        ),
+        artist=ResourceTable(table="performers"),
+        album=ResourceTable(table="records"),
+        track=ResourceTable(table="songs"),
+        genre_parent_column="parent_pk",
+        artist_genres=LinkTable(table="performer_tags", from_column="performer", to_column="tag"),
+        album_artists=LinkTable(table="record_performers", from_column="rec", to_column="perf"),
+        track_albums=LinkTable(table="song_records", from_column="song", to_column="rec"),
+        track_artists=LinkTable(table="song_performers", from_column="song", to_column="perf"),
+    )
+    engine = create_engine(f"sqlite:///{tmp_path / 'other.sqlite'}")
+    report = seed_catalog(engine, config)
+    source = CatalogSource(engine, config)
+    assert source.count("genre") == report.counts["genre"] > 1000
+    (chunk,) = list(source.iter_chunks("artist", IdRange(0, 99), chunk_size=1000))
+    assert len(chunk.rows) == 99
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert {"tags", "performers", "song_performers"} <= tables and "music_genre" not in tables
+
+
+def test_untrusted_text_is_only_ever_a_bound_parameter(deployment: Deployment) -> None:
+    nasty = 'Robert\'); DROP TABLE music_artist;-- "quoted" % _'
+    with deployment.catalog.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE music_artist SET name = :n WHERE id = 1"), {"n": nasty})
+    (chunk,) = list(deployment.catalog.iter_chunks("artist", IdRange(1, 1), chunk_size=10))
+    assert chunk.rows["name"].iloc[0] == nasty
+    assert deployment.catalog.count("artist") > 1000
+
+
+def test_dependants_find_what_embeds_a_resource(deployment: Deployment) -> None:
+    with deployment.catalog.engine.connect() as conn:
+        track_id, artist_id = conn.execute(
+            sa.text("SELECT track_id, artist_id FROM music_track_artists LIMIT 1")
+        ).one()
+    found = deployment.catalog.dependants("artist", [artist_id])
+    assert track_id in found["track"]

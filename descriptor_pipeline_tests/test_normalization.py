@@ -1,0 +1,240 @@
+"""Normalization rules on real tricky strings, provenance and precedence (no DB, no Dagster)."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pandas as pd
+import pytest
+
+from descriptor_pipeline import normalization as n
+from descriptor_pipeline.demo.seed import fixture_records
+
+VOCAB = n.GenreVocabulary.from_names(["hip hop", "rock", "drum and bass", "art pop", "shoegaze"])
+CTX = n.NormalizationContext(VOCAB)
+
+
+def raw_row(resource_id: int = 1, name: str | None = "Name", **sources: object) -> dict:
+    row = {
+        "resource_id": resource_id,
+        "name": name,
+        "raw_hash": f"h{resource_id}",
+        "source_updated_at": None,
+        "links": "{}",
+    }
+    for column in ("spotify_data", "enrichment_data", "custom_data"):
+        value = sources.get(column)
+        row[column] = None if value is None else json.dumps(value, ensure_ascii=False)
+    if "links" in sources:
+        row["links"] = json.dumps(sources["links"])
+    return row
+
+
+def normalize_one(resource_type: str, row: dict) -> dict:
+    frame, rejections = n.normalize_frame(resource_type, pd.DataFrame([row]), CTX)
+    assert not rejections, rejections
+    record = frame.iloc[0].to_dict()
+    record["provenance"] = orjson.loads(record["provenance"])
+    return record
+
+
+@pytest.mark.parametrize(
+    ("rule", "given", "expected"),
+    [
+        ("nfkc", "Ｎｉｒｖａｎａ", "Nirvana"),  # a real full-width Last.fm artist name
+        ("nfkc", "ﬁne", "fine"),
+        ("control_chars", "Bj\u200börk\x07", "Bj örk "),
+        ("whitespace", "  Mr Sizef   Unquote \n", "Mr Sizef Unquote"),  # real demo name
+        (
+            "strip_html",
+            'Blues <a href="https://www.last.fm/tag/blues">Read more</a> &amp; soul',
+            "Blues Read more & soul",
+        ),
+        ("lastfm_boilerplate", "Icelandic singer. Read more on Last.fm", "Icelandic singer."),
+    ],
+)
+def test_text_rules(rule: str, given: str, expected: str) -> None:
+    assert n.RULES[rule].fn(given, CTX) == expected
+
+
+def test_description_is_truncated_at_a_word_boundary() -> None:
+    text = ("word " * 1000).strip()
+    out = n.RULES["description_length"].fn(text, CTX)
+    assert len(out) <= n.DESCRIPTION_MAX_CHARS + 1 and out.endswith("word…")
+
+
+def test_genre_aliasing_folds_spelling_onto_the_tree() -> None:
+    for spelling in ("Hip-Hop", "HIP_HOP", "hip  hop", "Ｈｉｐ Ｈｏｐ"):
+        assert VOCAB.canonical(spelling) == "hip hop"
+    assert VOCAB.canonical("Drum & Bass") == "drum and bass"
+    assert VOCAB.canonical("seen live") is None
+
+
+def test_tags_and_genres_split_dedupe_by_case_and_keep_precedence() -> None:
+    record = normalize_one(
+        "artist",
+        raw_row(
+            spotify_data={"genres": ["art pop", "Hip-Hop"]},
+            enrichment_data={
+                "tags": [
+                    {"name": "ART POP", "count": 5},
+                    {"name": "seen live"},
+                    {"name": "Seen Live"},
+                ]
+            },
+            custom_data={"tags": ["Shoegaze"]},
+        ),
+    )
+    assert list(record["genres"]) == ["shoegaze", "art pop", "hip hop"]
+    assert list(record["tags"]) == ["seen live"]  # 'Seen Live' folded into the first spelling
+    assert record["provenance"]["genres"]["from"] == [
+        "custom_data.tags",
+        "enrichment_data.tags[].name",
+        "spotify_data.genres",
+    ]
+
+
+def test_precedence_custom_over_catalog_over_spotify_with_provenance() -> None:
+    record = normalize_one(
+        "artist",
+        raw_row(
+            name="bjork",
+            spotify_data={"name": "Björk", "popularity": 71},
+            custom_data={"name_override": "Björk"},
+        ),
+    )
+    assert record["name"] == "Björk"
+    assert record["provenance"]["name"]["path"] == "custom_data.name_override"
+    assert record["provenance"]["name"]["rules"] == [
+        "nfkc@1",
+        "control_chars@1",
+        "whitespace@1",
+        "name_length@1",
+    ]
+    assert record["popularity"] == 71
+    # an empty editorial override does not hide the catalog's name
+    record = normalize_one("artist", raw_row(name="bjork", custom_data={"name_override": "  "}))
+    assert record["name"] == "bjork" and record["provenance"]["name"]["source"] == "catalog"
+
+
+def test_non_latin_scripts_are_kept() -> None:
+    record = normalize_one(
+        "artist",
+        raw_row(
+            name="Сергей Сергеевич Прокофьев",
+            enrichment_data={"aliases": [{"name": "プロコフィエフ"}, {"name": "Prokofief"}]},
+        ),
+    )
+    assert record["name"] == "Сергей Сергеевич Прокофьев"
+    assert list(record["aliases"]) == ["プロコフィエフ", "Prokofief"]
+
+
+def test_type_specific_fields() -> None:
+    album = normalize_one(
+        "album",
+        raw_row(
+            spotify_data={
+                "release_date": "1991-09-24",
+                "label": "DGC",
+                "album_type": "album",
+                "artists": [{"name": "Nirvana"}],
+            },
+            enrichment_data={"label": "Geffen"},
+            links={"artists": [{"id": 3, "name": "Nirvana"}]},
+        ),
+    )
+    assert album["release_year"] == 1991
+    assert album["label"] == "Geffen"  # enrichment outranks spotify_data
+    assert list(album["artists"]) == ["Nirvana"]
+    track = normalize_one(
+        "track",
+        raw_row(
+            spotify_data={
+                "duration_ms": 301920,
+                "album": {"name": "Nevermind"},
+                "external_ids": {"isrc": "USGF19942501"},
+            }
+        ),
+    )
+    assert (track["duration_ms"], track["album"], track["isrc"]) == (
+        301920,
+        "Nevermind",
+        "USGF19942501",
+    )
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "sources", "rule"),
+    [
+        ("artist", {"spotify_data": {"popularity": "very high"}}, "int_range@1"),
+        ("artist", {"spotify_data": {"popularity": True}}, "int_range@1"),
+        (
+            "artist",
+            {"spotify_data": {"name": ["a", "list"]}, "name": None},
+            "type:spotify_data.name",
+        ),
+        ("artist", {"enrichment_data": {"tags": "rock"}}, "type:enrichment_data.tags[].name"),
+        ("album", {"spotify_data": {"release_date": "last tuesday"}}, "year@1"),
+        ("artist", {"name": "x" * 600}, "name_length@1"),
+        ("artist", {"name": None}, "required:name"),
+        ("artist", {"custom_data": {"hidden": "yes"}}, "type:custom_data.hidden"),
+    ],
+)
+def test_wrong_types_reject_the_row_with_a_reason(
+    resource_type: str, sources: dict, rule: str
+) -> None:
+    name = sources.pop("name", "Fine")
+    good = raw_row(1, "Good Row")
+    bad = raw_row(2, name, **sources)
+    frame, rejections = n.normalize_frame(resource_type, pd.DataFrame([good, bad]), CTX)
+    assert list(frame["resource_id"]) == [1]  # the good row is not held back by the bad one
+    assert [(r.resource_id, r.stage, r.rule) for r in rejections] == [(2, "normalize", rule)]
+    assert rejections[0].reason
+
+
+def test_rule_version_bump_changes_every_documents_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = normalize_one("genre", raw_row(name="rock"))
+    bumped = dict(n.RULES)
+    bumped["whitespace"] = n.Rule("whitespace", 2, "text", n.RULES["whitespace"].fn, "v2")
+    monkeypatch.setattr(n, "RULES", bumped)
+    version = n.NORMALIZATION_VERSION
+    new_version = n.normalization_version(bumped)
+    monkeypatch.setattr(n, "NORMALIZATION_VERSION", new_version)
+    after = normalize_one("genre", raw_row(name="rock"))
+    assert new_version != version
+    assert after["normalization_version"] == new_version != before["normalization_version"]
+    assert "whitespace@2" in after["provenance"]["name"]["rules"]
+    assert after["content_hash"] != before["content_hash"]
+    assert n.input_hash("h", CTX) != "" and n.input_hash("h", CTX) != before["content_hash"]
+
+
+def test_every_fixture_row_normalizes_or_is_rejected_with_a_reason() -> None:
+    """The real demo data: nothing crashes, nothing vanishes."""
+    by_type: dict[str, list[dict]] = {}
+    names = []
+    for record in fixture_records():
+        if record["resource_type"] == "genre":
+            names.append(record["name"])
+        by_type.setdefault(record["resource_type"], []).append(
+            raw_row(
+                record["id"],
+                record["name"],
+                spotify_data=record.get("spotify_data"),
+                enrichment_data=record.get("enrichment_data"),
+                custom_data=record.get("custom_data"),
+            )
+        )
+    ctx = n.NormalizationContext(n.GenreVocabulary.from_names(names))
+    for resource_type, rows in by_type.items():
+        frame, rejections = n.normalize_frame(resource_type, pd.DataFrame(rows), ctx)
+        assert len(frame) + len(rejections) == len(rows)
+        assert frame["name"].str.len().min() > 0
+        assert all(r.reason for r in rejections)
+    html = [
+        r for r in by_type["artist"] if r["enrichment_data"] and "<a href" in r["enrichment_data"]
+    ]
+    assert html, "the fixture is expected to carry real HTML bios"
+    frame, _ = n.normalize_frame("artist", pd.DataFrame(html), ctx)
+    assert not frame["description"].dropna().str.contains("<a ").any()
+    assert not frame["description"].dropna().str.contains("Read more on Last.fm").any()

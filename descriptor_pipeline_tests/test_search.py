@@ -1,0 +1,88 @@
+"""Search over the published index (SQLite FTS5), on a backfilled demo catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from descriptor_pipeline.cli import main as cli_main
+from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline.index_store import IndexStore, fts_query
+from descriptor_pipeline_tests.conftest import Deployment
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    tmp = tmp_path_factory.mktemp("search")
+    (tmp / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp / "dagster_home")) as instance:
+        dep = Deployment(
+            f"sqlite:///{tmp / 'catalog.sqlite'}",
+            f"sqlite:///{tmp / 'index.sqlite'}",
+            instance,
+            chunk_size=1000,
+        )
+        seed_catalog(dep.catalog.engine, dep.catalog.config)
+        dep.backfill()
+        yield dep
+
+
+def keys(store: IndexStore, query: str, **kwargs: object) -> list[str]:
+    return [h.document_key for h in store.search(query, **kwargs)]
+
+
+def name_of(dep: Deployment, key: str) -> str:
+    resource_type, resource_id = key.split(":")
+    doc = dep.store.document(resource_type, int(resource_id))
+    assert doc is not None
+    return doc["name"]
+
+
+def test_genre_search_ranks_the_exact_name_first(indexed: Deployment) -> None:
+    hits = indexed.store.search("shoegaze")
+    assert hits and name_of(indexed, hits[0].document_key) == "shoegaze"
+    assert hits[1:] == sorted(hits[1:], key=lambda h: h.rank)  # after the exact name: bm25
+
+
+def test_full_width_and_non_latin_queries_find_their_documents(indexed: Deployment) -> None:
+    names = [name_of(indexed, k) for k in keys(indexed.store, "Ｎｉｒｖａｎａ", limit=50)]
+    assert "Nirvana" in names
+    found = keys(indexed.store, "プロコフィエフ", resource_type="artist")
+    assert found and "Прокофьев" in name_of(indexed, found[0])
+
+
+def test_type_filter_prefix_match_and_hidden(indexed: Deployment) -> None:
+    assert all(k.startswith("album:") for k in keys(indexed.store, "nev", resource_type="album"))
+    assert keys(indexed.store, "nevermi", resource_type="album")  # prefix of the last word
+    with indexed.store.engine.connect() as conn:
+        hidden = conn.execute(
+            sa.text("SELECT document_key, name FROM descriptor_index WHERE hidden LIMIT 1")
+        ).one()
+    assert hidden.document_key not in keys(indexed.store, hidden.name, limit=100)
+    assert hidden.document_key in keys(indexed.store, hidden.name, limit=100, include_hidden=True)
+
+
+@pytest.mark.parametrize(
+    "query", ['"', "AND OR NOT", "*", "name: x", "'); DROP TABLE x;--", "NEAR(a b)", "", "   "]
+)
+def test_operator_characters_never_break_the_query(indexed: Deployment, query: str) -> None:
+    indexed.store.search(query)  # must not raise
+    built = fts_query(query)
+    assert built is None or all(part.startswith('"') for part in built.split())
+
+
+def test_cli_search(
+    indexed: Deployment,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("DESCRIPTOR_INDEX_URL", indexed.index_url)
+    monkeypatch.setenv("DESCRIPTOR_PIPELINE_DATA", str(tmp_path))
+    assert cli_main(["search", "shoegaze", "--limit", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) <= 3 and "genre:" in out[0] and "shoegaze" in out[0]
