@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 DEFAULT_DATA_DIR = Path(".data")
+# The console shows this CLI's figures; step-level events stay in the instance's event log (UI).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _default_env() -> None:
@@ -66,6 +68,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     )
     from descriptor_pipeline.defs.resources import build_resources
 
+    if not os.environ.get("DAGSTER_HOME"):
+        print(
+            "DAGSTER_HOME is not set: run scripts/demo.sh, or `source scripts/env.sh` first, "
+            "so runs are recorded on the instance the UI reads",
+            file=sys.stderr,
+        )
+        return 2
     instance = dg.DagsterInstance.get()
     max_id = max(_catalog().max_ids().values())
     added = register_id_ranges(instance, max_id, args.range_size)
@@ -86,6 +95,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             resources=build_resources(),
             raise_on_error=False,
             tags={"descriptor_pipeline/refresh_mode": "cli_backfill"},
+            run_config=QUIET_RUN_CONFIG,
         )
         if not result.success:
             failed += 1
@@ -191,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_stats)
     p = sub.add_parser("demo", help="seed + backfill + figures + sample searches")
     p.add_argument("--range-size", type=int, default=1000)
-    p.add_argument("--queries", nargs="*", default=["shoegaze", "björk", "ビョーク"])
+    p.add_argument(
+        "--queries",
+        nargs="*",
+        default=["shoegaze", "björk", "プロコフィエフ", "Ｎｉｒｖａｎａ nevermind"],
+    )
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("schema-doc", help="write docs/schema.md from the code's schema")
     p.add_argument("--path", default="docs/schema.md")

@@ -13,7 +13,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+  echo "installing descriptor_pipeline and its pinned dependencies into $VENV ..."
+  log="$VENV/install.log"
+  if ! { "$VENV/bin/python" -m pip install --quiet --upgrade pip &&
+         "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"; } >"$log" 2>&1; then
+    grep -v "^WARNING: Location" "$log" >&2
+    echo "install failed (full log: $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
