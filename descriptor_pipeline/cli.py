@@ -66,7 +66,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         multi_partition_key,
         register_id_ranges,
     )
-    from descriptor_pipeline.defs.resources import build_resources
+    from descriptor_pipeline.defs.resources import PipelineSettings, build_resources
 
     if not os.environ.get("DAGSTER_HOME"):
         print(
@@ -92,7 +92,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             descriptor_assets,
             partition_key=multi_partition_key(partition),
             instance=instance,
-            resources=build_resources(),
+            resources={
+                **build_resources(),
+                "settings": PipelineSettings(publish_table=args.publish_table),
+            },
             raise_on_error=False,
             tags={"descriptor_pipeline/refresh_mode": "cli_backfill"},
             run_config=QUIET_RUN_CONFIG,
@@ -125,6 +128,33 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from descriptor_pipeline.index_store import create_engine, run_migrations
+
+    version = run_migrations(create_engine(os.environ["DESCRIPTOR_INDEX_URL"]))
+    print(f"index database at migration {version}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Shadow rebuild lifecycle (PostgreSQL): shadow -> backfill into it -> swap [-> rollback]."""
+    from descriptor_pipeline import index_store_postgres as pg
+
+    store = _store()
+    if store.dialect != "postgresql":
+        print(
+            "shadow build and swap need the PostgreSQL index; SQLite rebuilds in place",
+            file=sys.stderr,
+        )
+        return 2
+    action = {"shadow": pg.create_shadow, "swap": pg.swap_in_shadow, "rollback": pg.rollback_swap}[
+        args.action
+    ]
+    action(store.engine)
+    print(f"index {args.action}: done")
+    return 0
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     hits = _store().search(args.query, limit=args.limit, resource_type=args.type)
     if not hits:
@@ -152,7 +182,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     cmd_seed(argparse.Namespace(bad_rows=True))
-    status = cmd_backfill(argparse.Namespace(range_size=args.range_size))
+    status = cmd_backfill(
+        argparse.Namespace(range_size=args.range_size, publish_table="descriptor_index")
+    )
     cmd_stats(args)
     for query in args.queries:
         print(f"\n$ descriptor-pipeline search {query!r}")
@@ -191,7 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=10_000,
         help="ids per new id range (existing ranges keep theirs)",
     )
+    p.add_argument(
+        "--publish-table",
+        default="descriptor_index",
+        help="descriptor_index_shadow to build a shadow index for `index swap`",
+    )
     p.set_defaults(fn=cmd_backfill)
+    p = sub.add_parser("migrate", help="apply the index database's migrations (idempotent)")
+    p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser("index", help="PostgreSQL: create a shadow index, swap it in, roll back")
+    p.add_argument("action", choices=["shadow", "swap", "rollback"])
+    p.set_defaults(fn=cmd_index)
     p = sub.add_parser("search", help="ranked full-text search of the published index")
     p.add_argument("query")
     p.add_argument("--type", choices=["genre", "artist", "album", "track"])

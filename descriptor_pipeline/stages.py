@@ -22,9 +22,9 @@ from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.documents import build_documents
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import (
+    PUBLISHED_TABLE,
     IndexStore,
     SyncCounts,
-    descriptor_index,
     normalized_descriptors,
     quarantine,
     raw_descriptors,
@@ -302,12 +302,16 @@ def normalize_partition(
 
 
 def publish_partition(
-    store: IndexStore, partition: DescriptorPartition, chunk_size: int
+    store: IndexStore,
+    partition: DescriptorPartition,
+    chunk_size: int,
+    table_name: str = PUBLISHED_TABLE,
 ) -> StageReport:
     """Publish the partition's documents in one transaction: readers see before or after."""
     report = StageReport("publish", partition.key)
     started = time.perf_counter()
     resource_type = partition.resource_type
+    target = store.index_table(table_name)
     with store.engine.begin() as conn:
         for span, stored in store.iter_rows(
             normalized_descriptors, partition, chunk_size, conn=conn
@@ -318,9 +322,7 @@ def publish_partition(
             now = datetime.now(UTC)
             for document in documents:
                 document["published_at"] = now
-            counts = store.sync_chunk(
-                conn, descriptor_index, "content_hash", resource_type, span, documents
-            )
+            counts = store.sync_chunk(conn, target, "content_hash", resource_type, span, documents)
             counts.read += withdrawn
             report.counts.add(counts)
             report.withdrawn += withdrawn

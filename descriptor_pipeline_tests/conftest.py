@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs.assets import descriptor_assets
@@ -25,7 +29,12 @@ from descriptor_pipeline.defs.resources import (
 )
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition
-from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.index_store import IndexStore, create_engine
+
+PG_ADMIN_URL = os.environ.get(
+    "DESCRIPTOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @dataclass
@@ -94,3 +103,64 @@ def deployment(tmp_path: Path, instance: dg.DagsterInstance) -> Deployment:
 def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
     (materialization,) = result.asset_materializations_for_node(asset)
     return {k: v.value for k, v in materialization.metadata.items()}
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The PostgreSQL server, or a loud skip (a failure when CI=true)."""
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}: {exc}"
+        if IN_CI:
+            pytest.fail(f"CI=true requires PostgreSQL. {message}")
+        warnings.warn(f"SKIPPING POSTGRES TESTS. {message}", stacklevel=1)
+        pytest.skip(f"!!! POSTGRES TESTS SKIPPED: {message}")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A database of its own for one test, dropped afterwards (even with open connections)."""
+    name = f"dp_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        for cached in (_catalog_source, _index_store):
+            cached.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_deployment(
+    request: pytest.FixtureRequest, tmp_path: Path, instance: dg.DagsterInstance
+) -> Deployment:
+    """The same deployment on the embedded default and on PostgreSQL (catalog and index)."""
+    if request.param == "sqlite":
+        dep = Deployment(
+            f"sqlite:///{tmp_path / 'catalog.sqlite'}",
+            f"sqlite:///{tmp_path / 'index.sqlite'}",
+            instance,
+        )
+    else:
+        url = request.getfixturevalue("pg_url")
+        dep = Deployment(url, url, instance)
+    dep.store  # noqa: B018 - migrate first: it creates the roles the seed grants to
+    seed_catalog(dep.catalog.engine, dep.catalog.config)
+    return dep
+
+
+def is_postgres(dep: Deployment) -> bool:
+    return dep.catalog_url.startswith("postgresql")
+
+
+__all__ = ["Deployment", "create_engine", "is_postgres", "metadata_of"]

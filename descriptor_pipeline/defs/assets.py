@@ -74,7 +74,9 @@ def descriptor_index(
     context: dg.AssetExecutionContext, index_store: IndexStoreResource, settings: PipelineSettings
 ) -> dg.MaterializeResult:
     """The published search index: one document per resource, written in one transaction."""
-    report = publish_partition(index_store.store(), partition_of(context), settings.chunk_size)
+    report = publish_partition(
+        index_store.store(), partition_of(context), settings.chunk_size, settings.publish_table
+    )
     return dg.MaterializeResult(metadata=report.metadata())
 
 

@@ -51,6 +51,11 @@ class PipelineSettings(dg.ConfigurableResource):
     """Sizes an operator tunes from the launchpad without a deploy."""
 
     chunk_size: int = Field(default=2000, description="Rows per chunk; bounds memory.")
+    publish_table: str = Field(
+        default="descriptor_index",
+        description="Where descriptor_index writes: the published table, or "
+        "descriptor_index_shadow for a full rebuild that is swapped in afterwards (Postgres).",
+    )
     id_range_size: int = Field(
         default=10_000,
         description="Ids per new id-range partition (existing ranges keep their size).",

@@ -98,6 +98,8 @@ def seed_catalog(
     if replace:
         md.drop_all(engine)
     md.create_all(engine)
+    if engine.dialect.name == "postgresql":
+        _grant_catalog_reads(engine, md)
     encode = (lambda v: v) if engine.dialect.name == "postgresql" else _json_text
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in RESOURCE_TYPES}
     link_rows: dict[str, list[dict[str, Any]]] = {link.table: [] for link in _links(config)}
@@ -139,11 +141,39 @@ def seed_catalog(
         for table_name, values in link_rows.items():
             if values:
                 conn.execute(md.tables[_qualified(config, table_name)].insert(), values)
+        if engine.dialect.name == "postgresql":
+            _advance_sequences(conn, md)
     return SeedReport(
         {t: len(v) for t, v in rows.items()},
         {t: len(v) for t, v in link_rows.items()},
         time.perf_counter() - started,
     )
+
+
+def _advance_sequences(conn: sa.Connection, md: sa.MetaData) -> None:
+    """Ids were loaded explicitly: move each serial past them, as a Django loaddata would."""
+    quote = conn.dialect.identifier_preparer.format_table
+    for table in md.sorted_tables:
+        (pk,) = table.primary_key.columns
+        conn.execute(
+            sa.text(
+                f"SELECT setval(pg_get_serial_sequence(:t, :c), "
+                f"COALESCE((SELECT max({pk.name}) FROM {quote(table)}), 0) + 1, false)"
+            ),
+            {"t": quote(table), "c": pk.name},
+        )
+
+
+def _grant_catalog_reads(engine: sa.Engine, md: sa.MetaData) -> None:
+    """The pipeline's writer role reads the catalog; nothing else (when the role exists)."""
+    with engine.begin() as conn:
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'descriptor_writer'")
+        ).first()
+        if exists:
+            quote = engine.dialect.identifier_preparer.format_table
+            for table in md.sorted_tables:
+                conn.execute(sa.text(f"GRANT SELECT ON {quote(table)} TO descriptor_writer"))
 
 
 def _qualified(config: CatalogConfig, table: str) -> str:
