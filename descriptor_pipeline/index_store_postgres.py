@@ -134,17 +134,28 @@ def _exists(conn: sa.Connection, name: str) -> bool:
     return conn.execute(sa.text("SELECT to_regclass(:n) IS NOT NULL"), {"n": name}).scalar()
 
 
+SWAP_LOCK_TIMEOUT = "5s"
+
+
+def _lock_published(conn: sa.Connection) -> None:
+    """Take the swap lock or fail fast: a queued ACCESS EXCLUSIVE request would otherwise
+    block every new reader behind one long-running query."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+    conn.exec_driver_sql(f"LOCK TABLE {PUBLISHED_TABLE} IN ACCESS EXCLUSIVE MODE")
+
+
 def swap_in_shadow(engine: sa.Engine) -> None:
     """Publish the shadow atomically; the old index is kept as `descriptor_index_previous`.
 
     Readers block only for the renames (an ACCESS EXCLUSIVE lock held for milliseconds) and
     then see the new table under the same name; the reader role is granted before the swap.
+    If a long query holds the table for more than SWAP_LOCK_TIMEOUT the swap fails (retry it).
     """
     with engine.begin() as conn:
         if not _exists(conn, SHADOW_TABLE):
             raise RuntimeError(f"no {SHADOW_TABLE} to swap in: build one first")
         conn.exec_driver_sql(f"GRANT SELECT ON {SHADOW_TABLE} TO {READER_ROLE}")
-        conn.exec_driver_sql(f"LOCK TABLE {PUBLISHED_TABLE} IN ACCESS EXCLUSIVE MODE")
+        _lock_published(conn)
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO {PREVIOUS_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE {SHADOW_TABLE} RENAME TO {PUBLISHED_TABLE}")
@@ -155,7 +166,7 @@ def rollback_swap(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         if not _exists(conn, PREVIOUS_TABLE):
             raise RuntimeError(f"no {PREVIOUS_TABLE} to roll back to")
-        conn.exec_driver_sql(f"LOCK TABLE {PUBLISHED_TABLE} IN ACCESS EXCLUSIVE MODE")
+        _lock_published(conn)
         conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO descriptor_index_swap")
         conn.exec_driver_sql(f"ALTER TABLE {PREVIOUS_TABLE} RENAME TO {PUBLISHED_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE descriptor_index_swap RENAME TO {PREVIOUS_TABLE}")
