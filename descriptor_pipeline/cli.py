@@ -136,6 +136,29 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_databases(args: argparse.Namespace) -> int:
+    """Create the PostgreSQL databases the URLs name, if missing (needs CREATEDB)."""
+    import sqlalchemy as sa
+
+    names = ("DESCRIPTOR_CATALOG_URL", "DESCRIPTOR_INDEX_URL", "DAGSTER_POSTGRES_URL")
+    for variable in names:
+        url = os.environ.get(variable, "")
+        if not url.startswith("postgres"):
+            continue
+        parsed = sa.make_url(url).set(drivername="postgresql+psycopg")
+        admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
+            ).first()
+            if not exists:
+                quoted = admin.dialect.identifier_preparer.quote(parsed.database)
+                conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+                print(f"created database {parsed.database} ({variable})")
+        admin.dispose()
+    return 0
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     """Shadow rebuild lifecycle (PostgreSQL): shadow -> backfill into it -> swap [-> rollback]."""
     from descriptor_pipeline import index_store_postgres as pg
@@ -181,6 +204,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    cmd_migrate(args)  # first: on PostgreSQL it creates the roles the seed grants reads to
     cmd_seed(argparse.Namespace(bad_rows=True))
     status = cmd_backfill(
         argparse.Namespace(range_size=args.range_size, publish_table="descriptor_index")
@@ -231,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_backfill)
     p = sub.add_parser("migrate", help="apply the index database's migrations (idempotent)")
     p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser(
+        "create-databases", help="create the PostgreSQL databases named by the URLs if missing"
+    )
+    p.set_defaults(fn=cmd_create_databases)
     p = sub.add_parser("index", help="PostgreSQL: create a shadow index, swap it in, roll back")
     p.add_argument("action", choices=["shadow", "swap", "rollback"])
     p.set_defaults(fn=cmd_index)
