@@ -1,0 +1,695 @@
+"""Async refresh as plain functions: change detection, the refresh queue, requests, reconciliation.
+
+The sensors and schedules in `defs/` only wire these to Dagster; nothing here imports dagster, so
+the cursor math and the queue's claim/ack protocol are testable (and usable from a CLI) alone.
+
+Two tables live next to the index (created by `IndexStore.migrate()` via the shared metadata):
+
+- `descriptor_refresh_queue`: resources that must be re-indexed although their own `updated_at`
+  did not move (their document embeds a changed resource, an operator asked, or reconciliation
+  found them stale). One row per resource; a sensor claims rows partition by partition and deletes
+  them only once a run for the claim exists, so an interrupted tick loses nothing.
+- `descriptor_refresh_requests`: the public way for another service to ask for a reindex:
+  `INSERT INTO descriptor_refresh_requests (resource_type, resource_id, requested_by,
+  requested_at, status) VALUES ('artist', 42, 'cms', now(), 'pending')`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
+from descriptor_pipeline.index_store import (
+    IndexStore,
+    descriptor_index,
+    metadata,
+    normalized_descriptors,
+    quarantine,
+    raw_descriptors,
+)
+from descriptor_pipeline.normalization import NORMALIZATION_VERSION
+
+# ---------------------------------------------------------------- run tags (plain strings)
+
+TAG_MODE = "descriptor/refresh_mode"
+TAG_RESOURCE_TYPE = "descriptor/resource_type"
+TAG_LANE = "descriptor/lane"  # "fresh" (small, latency-bound) or "bulk" (whole catalog)
+TAG_CLAIM = "descriptor/claim"
+TAG_ATTEMPT = "descriptor/attempt"
+BULK_MODES = frozenset({"full", "reconcile"})
+# when one queued partition holds rows for several reasons, the run is tagged with the first
+QUEUE_REASONS = ("targeted", "fanout", "reconcile")
+
+
+def run_tags(mode: str, resource_type: str | None = None, **extra: str) -> dict[str, str]:
+    """Tags every refresh run carries: the run coordinator limits concurrency by them."""
+    tags = {TAG_MODE: mode, TAG_LANE: "bulk" if mode in BULK_MODES else "fresh"}
+    if resource_type:
+        tags[TAG_RESOURCE_TYPE] = resource_type
+    tags.update(extra)
+    return tags
+
+
+@dataclass(frozen=True)
+class RefreshSettings:
+    """Bounds per sensor tick (a tick has ~60 s) and the incremental safety window."""
+
+    safety_window: timedelta = timedelta(minutes=5)
+    max_changes_per_type: int = 5000  # forward rows read per resource type per tick
+    max_window_rows: int = 20_000  # rows of the safety window re-read per type per tick
+    max_seen: int = 20_000  # (id, updated_at) pairs kept in the cursor per type
+    queue_rows_per_tick: int = 5000
+    queue_partitions_per_tick: int = 8
+    claim_lease: timedelta = timedelta(minutes=10)
+    requests_per_tick: int = 1000
+
+
+DEFAULT_SETTINGS = RefreshSettings()
+
+# ---------------------------------------------------------------- tables
+
+refresh_queue = sa.Table(
+    "descriptor_refresh_queue",
+    metadata,
+    sa.Column("resource_type", sa.String(16), nullable=False),
+    sa.Column("resource_id", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claim_key", sa.String(128)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.PrimaryKeyConstraint("resource_type", "resource_id"),
+)
+sa.Index("descriptor_refresh_queue_claim", refresh_queue.c.claim_key)
+sa.Index("descriptor_refresh_queue_order", refresh_queue.c.enqueued_at)
+
+refresh_requests = sa.Table(
+    "descriptor_refresh_requests",
+    metadata,
+    sa.Column(
+        "request_id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("resource_type", sa.String(16), nullable=False),
+    sa.Column("resource_id", sa.BigInteger, nullable=False),
+    sa.Column("requested_by", sa.String(128)),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("detail", sa.Text),
+    sa.Column("processed_at", sa.DateTime(timezone=True)),
+)
+sa.Index("descriptor_refresh_requests_status", refresh_requests.c.status)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: Any) -> datetime | None:
+    """Catalog timestamps as aware UTC (SQLite hands back naive values: they are UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _insert(engine: sa.Engine) -> Any:
+    return sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
+
+
+# ---------------------------------------------------------------- id ranges -> partitions
+
+
+class RangeLookup:
+    """Which registered id range holds an id (ranges come from the Dagster instance)."""
+
+    def __init__(self, range_keys: Iterable[str]) -> None:
+        self.ranges = sorted(IdRange.parse(k) for k in range_keys)
+        self._firsts = [r.first for r in self.ranges]
+
+    def range_of(self, resource_id: int) -> IdRange | None:
+        i = bisect.bisect_right(self._firsts, resource_id) - 1
+        if i >= 0 and resource_id in self.ranges[i]:
+            return self.ranges[i]
+        return None
+
+    def partitions(
+        self, resource_type: str, ids: Iterable[int]
+    ) -> tuple[dict[DescriptorPartition, list[int]], list[int]]:
+        """Ids grouped by partition, and the ids no registered range covers yet."""
+        out: dict[DescriptorPartition, list[int]] = {}
+        uncovered: list[int] = []
+        for resource_id in ids:
+            id_range = self.range_of(int(resource_id))
+            if id_range is None:
+                uncovered.append(int(resource_id))
+            else:
+                out.setdefault(DescriptorPartition(resource_type, id_range), []).append(
+                    int(resource_id)
+                )
+        return out, uncovered
+
+
+# ---------------------------------------------------------------- incremental change detection
+
+
+@dataclass
+class TypePosition:
+    """Keyset position (updated_at, id) already scanned, and the pairs seen inside the window."""
+
+    ts: datetime
+    last_id: int
+    seen: set[tuple[int, str]] = field(default_factory=set)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ts": self.ts.isoformat(),
+            "id": self.last_id,
+            "seen": sorted([i, t] for i, t in self.seen),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TypePosition:
+        ts = _utc(data["ts"])
+        assert ts is not None
+        return cls(ts, int(data["id"]), {(int(i), str(t)) for i, t in data.get("seen", [])})
+
+
+@dataclass
+class IncrementalCursor:
+    """The incremental sensor's persisted state: one position per resource type."""
+
+    positions: dict[str, TypePosition] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"v": 1, "types": {t: p.to_json() for t, p in sorted(self.positions.items())}},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> IncrementalCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls({t: TypePosition.from_json(p) for t, p in data.get("types", {}).items()})
+
+
+@dataclass(frozen=True)
+class Change:
+    resource_type: str
+    resource_id: int
+    updated_at: str  # ISO, UTC
+    late: bool  # found inside the safety window, behind the high-water mark
+
+
+def _stamp(value: Any) -> str:
+    ts = _utc(value)
+    assert ts is not None
+    return ts.isoformat()
+
+
+def _columns(source: CatalogSource, resource_type: str) -> tuple[sa.Table, Any, Any]:
+    table = source.resource_table(resource_type)
+    cfg = source.config.resource(resource_type)
+    return table, table.c[cfg.id_column], table.c[cfg.updated_at_column]
+
+
+def bootstrap_position(
+    source: CatalogSource, resource_type: str, settings: RefreshSettings = DEFAULT_SETTINGS
+) -> TypePosition | None:
+    """Start at the catalog's newest row: what exists already is the full build's work.
+
+    The rows inside the window behind it are marked seen, so they are not taken for late
+    commits on the next tick. None when the table is empty (the scan then starts at the epoch).
+    """
+    _, id_col, ts_col = _columns(source, resource_type)
+    with source.engine.connect() as conn:
+        newest = conn.execute(
+            sa.select(ts_col, id_col)
+            .where(ts_col.is_not(None))
+            .order_by(ts_col.desc(), id_col.desc())
+            .limit(1)
+        ).first()
+        if newest is None:
+            return None
+        ts = _utc(newest[0])
+        assert ts is not None
+        window = conn.execute(
+            sa.select(id_col, ts_col)
+            .where(ts_col >= ts - settings.safety_window)
+            .order_by(ts_col.desc(), id_col.desc())
+            .limit(settings.max_seen)
+        ).all()
+    return TypePosition(ts, int(newest[1]), {(int(i), _stamp(t)) for i, t in window})
+
+
+def scan_changes(
+    source: CatalogSource,
+    resource_type: str,
+    position: TypePosition | None,
+    settings: RefreshSettings = DEFAULT_SETTINGS,
+) -> tuple[list[Change], TypePosition | None]:
+    """Rows changed since `position`: bounded forward keyset page + late commits in the window.
+
+    The high-water mark moves only as far as the rows actually read, so a burst larger than
+    `max_changes_per_type` is worked off over several ticks. A row whose transaction commits
+    after the mark passed its `updated_at` is found if it is at most `safety_window` older than
+    the mark; the (id, updated_at) pairs already seen inside the window are skipped.
+    """
+    _, id_col, ts_col = _columns(source, resource_type)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    pos = position or TypePosition(epoch, -1)
+    after = sa.or_(ts_col > pos.ts, sa.and_(ts_col == pos.ts, id_col > pos.last_id))
+    with source.engine.connect() as conn:
+        forward = conn.execute(
+            sa.select(id_col, ts_col)
+            .where(after)
+            .order_by(ts_col, id_col)
+            .limit(settings.max_changes_per_type)
+        ).all()
+        window: Sequence[Any] = []
+        if position is not None:
+            window = conn.execute(
+                sa.select(id_col, ts_col)
+                .where(ts_col >= pos.ts - settings.safety_window, sa.not_(after))
+                .order_by(ts_col.desc(), id_col.desc())
+                .limit(settings.max_window_rows)
+            ).all()
+    changes: list[Change] = []
+    seen = set(pos.seen)
+    for rows, late in ((window, True), (forward, False)):
+        for resource_id, ts in rows:
+            pair = (int(resource_id), _stamp(ts))
+            if pair in seen:
+                continue
+            seen.add(pair)
+            changes.append(Change(resource_type, pair[0], pair[1], late))
+    if forward:
+        new_ts, new_id = _utc(forward[-1][1]), int(forward[-1][0])
+        assert new_ts is not None
+    else:
+        new_ts, new_id = pos.ts, pos.last_id
+    if position is None and not forward:
+        return changes, None
+    horizon = (new_ts - settings.safety_window).isoformat()
+    kept = sorted((p for p in seen if p[1] >= horizon), key=lambda p: p[1], reverse=True)
+    # over the cap, the oldest pairs are forgotten: at worst a late re-read causes rework
+    return changes, TypePosition(new_ts, new_id, set(kept[: settings.max_seen]))
+
+
+def change_digest(items: Iterable[Any]) -> str:
+    """A short digest of a change set: run keys must differ per request (Dagster de-dups)."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for item in sorted(str(i) for i in items):
+        digest.update(item.encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- linked-resource fan-out
+
+
+def dependants_of(
+    source: CatalogSource, resource_type: str, ids: Sequence[int]
+) -> dict[str, set[int]]:
+    """Resources whose documents embed the given ones: M2M links plus a genre's child genres."""
+    out = source.dependants(resource_type, list(ids))
+    parent_column = source.config.genre_parent_column
+    if resource_type == "genre" and parent_column and ids:
+        table, id_col, _ = _columns(source, "genre")
+        with source.engine.connect() as conn:
+            children = conn.execute(
+                sa.select(id_col).where(table.c[parent_column].in_(list(ids)))
+            ).scalars()
+            out.setdefault("genre", set()).update(int(i) for i in children)
+    return {t: set(v) for t, v in out.items() if v}
+
+
+# ---------------------------------------------------------------- the refresh queue
+
+
+def enqueue(
+    store: IndexStore,
+    items: Mapping[str, Iterable[int]],
+    reason: str,
+    now: datetime | None = None,
+    conn: sa.Connection | None = None,
+) -> int:
+    """Mark resources dirty. Re-dirtying a claimed row releases the claim, so the change that
+    arrived after the claimed run may have read the catalog is not acknowledged away."""
+    now = now or _now()
+    rows = [
+        {
+            "resource_type": resource_type,
+            "resource_id": int(resource_id),
+            "reason": reason,
+            "enqueued_at": now,
+            "claim_key": None,
+            "claimed_at": None,
+        }
+        for resource_type, ids in items.items()
+        for resource_id in sorted(set(ids))
+    ]
+    if not rows:
+        return 0
+    stmt = _insert(store.engine)(refresh_queue)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["resource_type", "resource_id"],
+        set_={
+            "claim_key": None,
+            "claimed_at": None,
+            "enqueued_at": sa.case(
+                (refresh_queue.c.claim_key.is_(None), refresh_queue.c.enqueued_at),
+                else_=stmt.excluded.enqueued_at,
+            ),
+        },
+    )
+    if conn is not None:
+        conn.execute(stmt, rows)
+    else:
+        with store.engine.begin() as own:
+            for start in range(0, len(rows), 5000):
+                own.execute(stmt, rows[start : start + 5000])
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One partition's queued rows, claimed under `claim_key` (also the run's run_key)."""
+
+    partition: DescriptorPartition
+    claim_key: str
+    reason: str
+    rows: int
+
+
+def claim_batch(
+    store: IndexStore,
+    ranges: RangeLookup,
+    settings: RefreshSettings = DEFAULT_SETTINGS,
+    now: datetime | None = None,
+) -> list[Claim]:
+    """Claim the oldest unclaimed rows, at most `queue_partitions_per_tick` partitions' worth.
+
+    A run refreshes a whole partition, so every unclaimed row of a chosen partition is claimed
+    with it. Rows whose id no registered range covers stay queued (the growth sensor adds it).
+    """
+    now = now or _now()
+    q = refresh_queue
+    with store.engine.begin() as conn:
+        head = conn.execute(
+            sa.select(q.c.resource_type, q.c.resource_id)
+            .where(q.c.claim_key.is_(None))
+            .order_by(q.c.enqueued_at, q.c.resource_type, q.c.resource_id)
+            .limit(settings.queue_rows_per_tick)
+        ).all()
+        chosen: list[DescriptorPartition] = []
+        for resource_type, resource_id in head:
+            id_range = ranges.range_of(int(resource_id))
+            if id_range is None:
+                continue
+            partition = DescriptorPartition(resource_type, id_range)
+            if partition not in chosen:
+                chosen.append(partition)
+                if len(chosen) >= settings.queue_partitions_per_tick:
+                    break
+        claims = []
+        stamp = now.strftime("%Y%m%dT%H%M%S%f")
+        for partition in chosen:
+            in_partition = sa.and_(
+                q.c.claim_key.is_(None),
+                q.c.resource_type == partition.resource_type,
+                q.c.resource_id.between(partition.id_range.first, partition.id_range.last),
+            )
+            reasons = set(
+                conn.execute(sa.select(q.c.reason).where(in_partition).distinct()).scalars()
+            )
+            key = f"queue:{partition.key}:{stamp}"
+            claimed = conn.execute(
+                q.update().where(in_partition).values(claim_key=key, claimed_at=now)
+            ).rowcount
+            reason = next((r for r in QUEUE_REASONS if r in reasons), "fanout")
+            claims.append(Claim(partition, key, reason, int(claimed or 0)))
+    return claims
+
+
+def outstanding_claims(store: IndexStore) -> dict[str, datetime]:
+    """Claim keys with rows still in the queue, and when each was claimed."""
+    q = refresh_queue
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(q.c.claim_key, sa.func.min(q.c.claimed_at))
+            .where(q.c.claim_key.is_not(None))
+            .group_by(q.c.claim_key)
+        ).all()
+    return {k: _utc(t) or _now() for k, t in rows}
+
+
+def ack_claims(store: IndexStore, claim_keys: Iterable[str]) -> int:
+    """Delete the rows of claims whose run exists: from now on Dagster owns (and retries) them."""
+    keys = sorted(set(claim_keys))
+    if not keys:
+        return 0
+    with store.engine.begin() as conn:
+        result = conn.execute(refresh_queue.delete().where(refresh_queue.c.claim_key.in_(keys)))
+    return int(result.rowcount or 0)
+
+
+def release_claims(store: IndexStore, claim_keys: Iterable[str]) -> int:
+    """Put rows of claims that never became a run back in the queue (tick died mid-way)."""
+    keys = sorted(set(claim_keys))
+    if not keys:
+        return 0
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            refresh_queue.update()
+            .where(refresh_queue.c.claim_key.in_(keys))
+            .values(claim_key=None, claimed_at=None)
+        )
+    return int(result.rowcount or 0)
+
+
+def queue_depth(store: IndexStore) -> dict[str, int]:
+    q = refresh_queue
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(q.c.resource_type, sa.func.count()).group_by(q.c.resource_type)
+        ).all()
+    return {t: int(n) for t, n in rows}
+
+
+# ---------------------------------------------------------------- targeted reindex
+
+
+def split_known_ids(
+    source: CatalogSource, resource_type: str, ids: Iterable[int]
+) -> tuple[list[int], list[int]]:
+    """(ids present in the catalog, ids that are not). Raises on an unknown resource type."""
+    if resource_type not in RESOURCE_TYPES:
+        raise ValueError(
+            f"unknown resource type {resource_type!r}; expected one of {', '.join(RESOURCE_TYPES)}"
+        )
+    wanted = sorted({int(i) for i in ids})
+    _, id_col, _ = _columns(source, resource_type)
+    known: set[int] = set()
+    with source.engine.connect() as conn:
+        for start in range(0, len(wanted), 1000):
+            batch = wanted[start : start + 1000]
+            known.update(
+                int(i) for i in conn.execute(sa.select(id_col).where(id_col.in_(batch))).scalars()
+            )
+    return [i for i in wanted if i in known], [i for i in wanted if i not in known]
+
+
+def submit_request(
+    store: IndexStore, resource_type: str, ids: Iterable[int], requested_by: str = "api"
+) -> int:
+    """What another service does (in SQL or through this function) to ask for a reindex."""
+    now = _now()
+    rows = [
+        {
+            "resource_type": resource_type,
+            "resource_id": int(i),
+            "requested_by": requested_by,
+            "requested_at": now,
+            "status": "pending",
+        }
+        for i in ids
+    ]
+    if rows:
+        with store.engine.begin() as conn:
+            conn.execute(refresh_requests.insert(), rows)
+    return len(rows)
+
+
+@dataclass
+class IntakeReport:
+    queued: int = 0
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def intake_requests(
+    source: CatalogSource, store: IndexStore, settings: RefreshSettings = DEFAULT_SETTINGS
+) -> IntakeReport:
+    """Move pending requests into the queue; unknown types or ids are marked `rejected` with
+    the reason, so the requester can read why instead of the sensor failing."""
+    r = refresh_requests
+    report = IntakeReport()
+    with store.engine.connect() as conn:
+        pending = conn.execute(
+            sa.select(r.c.request_id, r.c.resource_type, r.c.resource_id)
+            .where(r.c.status == "pending")
+            .order_by(r.c.request_id)
+            .limit(settings.requests_per_tick)
+        ).all()
+    if not pending:
+        return report
+    by_type: dict[str, list[tuple[int, int]]] = {}
+    for request_id, resource_type, resource_id in pending:
+        by_type.setdefault(resource_type, []).append((int(request_id), int(resource_id)))
+    now = _now()
+    updates: list[dict[str, Any]] = []
+    to_queue: dict[str, list[int]] = {}
+    for resource_type, items in by_type.items():
+        if resource_type not in RESOURCE_TYPES:
+            detail = f"unknown resource type {resource_type!r}"
+            updates += [{"rid": rid, "st": "rejected", "detail": detail} for rid, _ in items]
+            report.reasons.append(detail)
+            continue
+        known, unknown = split_known_ids(source, resource_type, [i for _, i in items])
+        unknown_set = set(unknown)
+        if unknown:
+            report.reasons.append(f"no {resource_type} with id {', '.join(map(str, unknown))}")
+        for rid, resource_id in items:
+            if resource_id in unknown_set:
+                detail = f"no {resource_type} with id {resource_id} in the catalog"
+                updates.append({"rid": rid, "st": "rejected", "detail": detail})
+            else:
+                updates.append({"rid": rid, "st": "queued", "detail": None})
+        to_queue[resource_type] = known
+    with store.engine.begin() as conn:
+        enqueue(store, to_queue, "targeted", now=now, conn=conn)
+        conn.execute(
+            r.update()
+            .where(r.c.request_id == sa.bindparam("rid"))
+            .values(status=sa.bindparam("st"), detail=sa.bindparam("detail"), processed_at=now),
+            updates,
+        )
+    report.queued = sum(1 for u in updates if u["st"] == "queued")
+    report.rejected = sum(1 for u in updates if u["st"] == "rejected")
+    return report
+
+
+# ---------------------------------------------------------------- reconciliation
+
+
+@dataclass
+class ReconcileReport:
+    """What one partition's catalog and index disagree about (ids per finding)."""
+
+    partition: DescriptorPartition
+    missing: set[int] = field(default_factory=set)  # in the catalog, publishable, not indexed
+    orphaned: set[int] = field(default_factory=set)  # indexed, gone from the catalog
+    stale: set[int] = field(default_factory=set)  # catalog content or normalized row moved on
+    old_version: set[int] = field(default_factory=set)  # published with older rules
+
+    @property
+    def repair_ids(self) -> set[int]:
+        return self.missing | self.orphaned | self.stale | self.old_version
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "missing": len(self.missing),
+            "orphaned": len(self.orphaned),
+            "stale": len(self.stale),
+            "old_version": len(self.old_version),
+        }
+
+
+def reconcile_partition(
+    source: CatalogSource, store: IndexStore, partition: DescriptorPartition, chunk_size: int
+) -> ReconcileReport:
+    """Diff one partition without writing: catalog rows are hashed exactly as extraction does,
+    so a change that did not bump `updated_at` (an M2M link, a linked rename) shows as stale."""
+    from descriptor_pipeline.documents import build_documents
+    from descriptor_pipeline.stages import decode_normalized, validate_raw
+
+    report = ReconcileReport(partition)
+    catalog_ids: set[int] = set()
+    catalog_hash: dict[int, str] = {}
+    for chunk in source.iter_chunks(partition.resource_type, partition.id_range, chunk_size):
+        good, rejected = validate_raw(chunk.rows)
+        catalog_ids.update(int(i) for i in chunk.rows["resource_id"])
+        catalog_hash.update({int(r["resource_id"]): r["raw_hash"] for r in good})
+        del rejected  # quarantined on purpose: not something to repair
+    rid = partition.id_range
+
+    def in_partition(table: sa.Table) -> Any:
+        return sa.and_(
+            table.c.resource_type == partition.resource_type,
+            table.c.resource_id.between(rid.first, rid.last),
+        )
+
+    with store.engine.connect() as conn:
+        raw = dict(
+            conn.execute(
+                sa.select(raw_descriptors.c.resource_id, raw_descriptors.c.raw_hash).where(
+                    in_partition(raw_descriptors)
+                )
+            ).all()
+        )
+        index = {
+            int(i): (h, v)
+            for i, h, v in conn.execute(
+                sa.select(
+                    descriptor_index.c.resource_id,
+                    descriptor_index.c.content_hash,
+                    descriptor_index.c.normalization_version,
+                ).where(in_partition(descriptor_index))
+            )
+        }
+        quarantined = set(
+            conn.execute(
+                sa.select(quarantine.c.resource_id).where(in_partition(quarantine))
+            ).scalars()
+        )
+    # the documents the stored normalized rows would publish now, exactly as publishing builds
+    # them: a different hash means the index lags behind its own pipeline
+    expected: dict[int, str] = {}
+    for _, stored in store.iter_rows(normalized_descriptors, partition, chunk_size):
+        if len(stored):
+            documents, _ = build_documents(
+                partition.resource_type, decode_normalized(partition.resource_type, stored)
+            )
+            expected.update({int(d["resource_id"]): d["content_hash"] for d in documents})
+    for resource_id, digest in catalog_hash.items():
+        if raw.get(resource_id) != digest:
+            report.stale.add(resource_id)
+        if resource_id in quarantined:
+            continue
+        if resource_id not in index:
+            if resource_id in expected or resource_id not in raw:
+                report.missing.add(resource_id)  # publishable, or never extracted
+        elif resource_id in expected and index[resource_id][0] != expected[resource_id]:
+            report.stale.add(resource_id)
+    for resource_id, (_, version) in index.items():
+        if resource_id not in catalog_ids:
+            report.orphaned.add(resource_id)
+        elif version != NORMALIZATION_VERSION:
+            report.old_version.add(resource_id)
+    report.stale -= report.missing
+    return report

@@ -1,0 +1,462 @@
+"""Async refresh through Dagster's machinery: sensors and schedules evaluated with real cursors
+across ticks, their run requests executed with `materialize` on the same instance."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from descriptor_pipeline import refresh
+from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.defs import schedules, sensors
+from descriptor_pipeline.defs.assets import descriptor_assets
+from descriptor_pipeline.demo.seed import SEEDED_AT
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.index_store import descriptor_index
+from descriptor_pipeline_tests.conftest import Deployment, metadata_of
+
+ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
+ARTISTS_1 = DescriptorPartition("artist", IdRange(1000, 1999))
+TRACKS_0 = DescriptorPartition("track", IdRange(0, 999))
+T0 = SEEDED_AT + timedelta(days=1)  # later than every seeded updated_at
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def touch(
+    dep: Deployment, resource_type: str, resource_id: int, at: datetime, **values: Any
+) -> None:
+    """A catalog write as the app does it: new values and updated_at in one statement."""
+    table = dep.catalog.resource_table(resource_type)
+    cfg = dep.catalog.config.resource(resource_type)
+    with dep.catalog.engine.begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c[cfg.id_column] == resource_id)
+            .values({cfg.updated_at_column: at, **values})
+        )
+
+
+def tick(
+    sensor: dg.SensorDefinition, dep: Deployment, cursor: str | None = None
+) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=dep.instance, cursor=cursor, resources=dep.resources()
+    )
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def launch(dep: Deployment, request: dg.RunRequest, **kwargs: Any) -> dg.ExecuteInProcessResult:
+    """What the daemon does with a run request: a run of the three assets, with its tags."""
+    return dg.materialize(
+        descriptor_assets,
+        partition_key=request.partition_key,
+        tags=request.tags,
+        instance=dep.instance,
+        resources=dep.resources(),
+        **kwargs,
+    )
+
+
+def partition_keys(requests: list[dg.RunRequest]) -> list[str]:
+    return sorted(str(r.partition_key) for r in requests)
+
+
+def index_rows(dep: Deployment) -> dict[tuple[str, int], tuple[str, object]]:
+    with dep.store.engine.connect() as conn:
+        return {
+            (r.resource_type, r.resource_id): (r.content_hash, r.published_at)
+            for r in conn.execute(sa.select(descriptor_index))
+        }
+
+
+def ids_between(source: CatalogSource, resource_type: str, first: int, last: int) -> list[int]:
+    table = source.resource_table(resource_type)
+    id_col = table.c[source.config.resource(resource_type).id_column]
+    with source.engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(id_col).where(id_col.between(first, last)).order_by(id_col)
+            ).scalars()
+        )
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> refresh.RefreshSettings:
+    settings = dataclasses.replace(refresh.DEFAULT_SETTINGS, queue_partitions_per_tick=1)
+    monkeypatch.setattr(refresh, "DEFAULT_SETTINGS", settings)
+    return settings
+
+
+# ---------------------------------------------------------------- incremental refresh
+
+
+def test_incremental_sensor_follows_the_cursor_and_catches_late_commits(
+    backend_deployment: Deployment,
+) -> None:
+    dep = backend_deployment
+    dep.register()
+    for partition in (ARTISTS_0, ARTISTS_1):
+        dep.materialize(partition)
+    late_id = ids_between(dep.catalog, "artist", 1000, 1999)[0]
+    too_late_id = ids_between(dep.catalog, "artist", 2000, 2999)[0]
+
+    first = tick(sensors.incremental_refresh_sensor, dep)
+    assert first.run_requests == [] and first.cursor  # the first tick only takes the position
+
+    touch(dep, "artist", 5, T0, name="Renamed Artist Ωmega")
+    second = tick(sensors.incremental_refresh_sensor, dep, first.cursor)
+    assert partition_keys(second.run_requests) == [ARTISTS_0.key]
+    (request,) = second.run_requests
+    assert request.tags[refresh.TAG_MODE] == "incremental"
+    assert request.tags[refresh.TAG_RESOURCE_TYPE] == "artist"
+    assert request.tags[refresh.TAG_LANE] == "fresh"
+    assert refresh.queue_depth(dep.store).get("track", 0) >= 1  # dependants were queued
+
+    # nothing changed: the safety window is re-read, but what it holds was seen already
+    third = tick(sensors.incremental_refresh_sensor, dep, second.cursor)
+    assert third.run_requests == []
+
+    # a transaction that started before the last tick commits now, with an older updated_at
+    touch(dep, "artist", late_id, T0 - timedelta(seconds=60), name="Late Commit Ψ")
+    touch(dep, "artist", too_late_id, T0 - timedelta(hours=1), name="Beyond The Window")
+    fourth = tick(sensors.incremental_refresh_sensor, dep, third.cursor)
+    assert partition_keys(fourth.run_requests) == [ARTISTS_1.key]
+
+    # the same resource changing again must get a new run_key (Dagster drops seen keys)
+    touch(dep, "artist", 5, T0 + timedelta(seconds=1), name="Renamed Artist Ωmega II")
+    fifth = tick(sensors.incremental_refresh_sensor, dep, fourth.cursor)
+    assert partition_keys(fifth.run_requests) == [ARTISTS_0.key]
+    assert fifth.run_requests[0].run_key != request.run_key
+
+    before = index_rows(dep)
+    for req in (*fourth.run_requests, *fifth.run_requests):
+        result = launch(dep, req)
+        assert metadata_of(result, "descriptor_index")["rows_updated"] == 1
+    after = index_rows(dep)
+    changed = {k for k in after if after[k] != before[k]}
+    assert changed == {("artist", 5), ("artist", late_id)}  # not the row beyond the window
+
+
+# ---------------------------------------------------------------- fan-out through the queue
+
+
+def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
+    deployment: Deployment, small_batches: refresh.RefreshSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dep = deployment
+    dep.register()
+    with dep.catalog.engine.connect() as conn:
+        # the artist embedded in the most track partitions: the widest fan-out in the demo
+        artist_id = conn.execute(
+            sa.text(
+                "SELECT artist_id FROM music_track_artists GROUP BY artist_id "
+                "ORDER BY COUNT(DISTINCT track_id / 1000) DESC, COUNT(*) DESC LIMIT 1"
+            )
+        ).scalar_one()
+    dependants = refresh.dependants_of(dep.catalog, "artist", [artist_id])
+    lookup = refresh.RangeLookup(dep.instance.get_dynamic_partitions("id_range"))
+    expected = {p.key for t, ids in dependants.items() for p in lookup.partitions(t, ids)[0]}
+    assert len(expected) >= 2
+
+    cursor = tick(sensors.incremental_refresh_sensor, dep).cursor
+    touch(dep, "artist", artist_id, T0, name="Zyxwv Renamed")
+    incremental = tick(sensors.incremental_refresh_sensor, dep, cursor)
+    assert len(incremental.run_requests) == 1
+    queued = sum(refresh.queue_depth(dep.store).values())
+    assert queued == sum(len(v) for v in dependants.values())
+
+    # tick 1 claims one partition; its run is never created (the daemon died)
+    lost = tick(sensors.refresh_queue_sensor, dep)
+    assert len(lost.run_requests) == 1
+    lost_key = str(lost.run_requests[0].partition_key)
+    # within the lease the claim is left alone and the next partition is served
+    requests = tick(sensors.refresh_queue_sensor, dep).run_requests
+    assert len(requests) == 1 and str(requests[0].partition_key) != lost_key
+    launched: list[str] = []
+    monkeypatch.setattr(
+        refresh,
+        "DEFAULT_SETTINGS",
+        dataclasses.replace(small_batches, claim_lease=timedelta(seconds=-1)),
+    )
+    ticks = 2
+    while requests:
+        for req in requests:
+            assert req.tags[refresh.TAG_MODE] == "fanout" and req.tags[refresh.TAG_CLAIM]
+            assert launch(dep, req).success
+            launched.append(str(req.partition_key))
+        requests = tick(sensors.refresh_queue_sensor, dep).run_requests
+        ticks += 1
+        assert ticks < 20
+    # every dependant partition ran exactly once, the lost claim's after its lease expired
+    assert sorted(launched) == sorted(expected) and lost_key in launched
+    assert refresh.queue_depth(dep.store) == {}
+    for resource_type, ids in dependants.items():
+        for resource_id in ids:
+            document = dep.store.document(resource_type, resource_id)
+            # every published dependant now embeds the new name (blocked ones are withdrawn)
+            assert document is None or "Zyxwv" in str(document["document"]), (
+                resource_type,
+                resource_id,
+            )
+    print(
+        f"\nartist rename {artist_id}: 1 artist partition + {len(expected)} dependant "
+        f"partitions ({queued} resources) in {ticks} queue ticks"
+    )
+
+
+# ---------------------------------------------------------------- targeted reindex
+
+
+def test_targeted_reindex_from_the_request_table_and_the_job(deployment: Deployment) -> None:
+    dep = deployment
+    dep.register()
+    refresh.submit_request(dep.store, "album", [3, 4, 999_999], requested_by="test")
+    refresh.submit_request(dep.store, "band", [1], requested_by="test")
+    result = tick(sensors.refresh_queue_sensor, dep)
+    assert partition_keys(result.run_requests) == [
+        DescriptorPartition("album", IdRange(0, 999)).key
+    ]
+    assert result.run_requests[0].tags[refresh.TAG_MODE] == "targeted"
+    with dep.store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(refresh.refresh_requests).order_by(refresh.refresh_requests.c.request_id)
+        ).all()
+    assert [r.status for r in rows] == ["queued", "queued", "rejected", "rejected"]
+    assert "no album with id 999999" in rows[2].detail
+    assert "unknown resource type 'band'" in rows[3].detail
+
+    job_result = schedules.reindex_job.execute_in_process(
+        run_config={
+            "ops": {"queue_reindex": {"config": {"resource_type": "track", "ids": [7, -1]}}}
+        },
+        instance=dep.instance,
+        resources=dep.resources(),
+        raise_on_error=False,
+    )
+    assert not job_result.success  # a clear error in the run, not a crash of anything else
+    (failure,) = [e for e in job_result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.error.message  # type: ignore[union-attr]
+    assert "not in the catalog: [-1]" in message and "1 known ids were queued" in message
+    assert refresh.queue_depth(dep.store)["track"] == 1
+
+
+# ---------------------------------------------------------------- growth
+
+
+def test_growth_sensor_adds_ranges_and_requests_them(deployment: Deployment) -> None:
+    dep = deployment
+    result = tick(sensors.catalog_growth_sensor, dep)
+    (add,) = result.dynamic_partitions_requests
+    assert list(add.partition_keys) == ["000000000-000009999"]  # settings.id_range_size
+    assert len(result.run_requests) == 4
+    assert {r.tags[refresh.TAG_MODE] for r in result.run_requests} == {"growth"}
+    dep.instance.add_dynamic_partitions("id_range", list(add.partition_keys))
+    assert tick(sensors.catalog_growth_sensor, dep).run_requests == []
+    with dep.catalog.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO music_genre (id, name, created_at, updated_at) "
+                "VALUES (12345, 'new genre', :t, :t)"
+            ),
+            {"t": "2026-11-02 00:00:00.000000"},
+        )
+    grown = tick(sensors.catalog_growth_sensor, dep)
+    assert list(grown.dynamic_partitions_requests[0].partition_keys) == ["000010000-000019999"]
+    assert "000010000-000019999|genre" in partition_keys(grown.run_requests)
+
+
+# ---------------------------------------------------------------- full refresh, reconciliation
+
+
+def test_full_refresh_schedule_requests_every_partition_on_the_bulk_lane(
+    deployment: Deployment,
+) -> None:
+    dep = deployment
+    partitions = dep.register()
+    when = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+    context = dg.build_schedule_context(instance=dep.instance, scheduled_execution_time=when)
+    requests = schedules.full_refresh_schedule(context)
+    assert isinstance(requests, list) and len(requests) == len(partitions) == 12
+    assert {r.tags[refresh.TAG_LANE] for r in requests} == {"bulk"}
+    assert len({r.run_key for r in requests}) == 12
+    assert schedules.full_refresh_schedule.cron_schedule == schedules.DEFAULT_FULL_REFRESH_CRON
+
+
+def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment) -> None:
+    dep = deployment
+    dep.register()
+    for partition in (ARTISTS_0, TRACKS_0):
+        dep.materialize(partition)
+    assert refresh.reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500).repair_ids == set()
+    with dep.catalog.engine.begin() as conn:
+        track_id, artist_id = conn.execute(
+            sa.text(
+                "SELECT track_id, artist_id FROM music_track_artists "
+                "WHERE track_id BETWEEN 20 AND 999 ORDER BY id"
+            )
+        ).first()
+        # an M2M change does not bump updated_at: only a content comparison sees it
+        conn.execute(
+            sa.text("DELETE FROM music_track_artists WHERE track_id = :t AND artist_id = :a"),
+            {"t": track_id, "a": artist_id},
+        )
+        conn.execute(sa.text("DELETE FROM music_track WHERE id = 11"))  # orphaned in the index
+    with dep.store.engine.begin() as conn:
+        track = descriptor_index.c.resource_type == "track"
+        conn.execute(descriptor_index.delete().where(track, descriptor_index.c.resource_id == 12))
+        conn.execute(
+            descriptor_index.update()
+            .where(track, descriptor_index.c.resource_id == 13)
+            # as published by older rules: the version is part of the document's hash
+            .values(normalization_version="old", content_hash="0" * 64)
+        )
+    report = refresh.reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500)
+    expected = {"track": {track_id, 11, 12, 13}}
+    assert (report.stale, report.orphaned, report.missing, report.old_version) == (
+        {track_id, 13},
+        {11},
+        {12},
+        {13},
+    )
+
+    job = schedules.reconcile_job.execute_in_process(
+        instance=dep.instance, resources=dep.resources()
+    )
+    meta = job.output_for_node("reconcile_index")
+    assert meta["orphaned"] >= 1 and meta["old_version"] == 1
+    with dep.store.engine.connect() as conn:
+        queued = {
+            (t, i): r
+            for t, i, r in conn.execute(
+                sa.select(
+                    refresh.refresh_queue.c.resource_type,
+                    refresh.refresh_queue.c.resource_id,
+                    refresh.refresh_queue.c.reason,
+                )
+            )
+        }
+    assert {("track", i) for i in expected["track"]} <= set(queued)
+    assert {r for _, r in queued.items()} == {"reconcile"}
+    # the repair for the track partition runs through the queue and leaves nothing to repair
+    repaired = 0
+    for _ in range(3):  # the other, never-built partitions are claimed first (oldest rows)
+        for request in tick(sensors.refresh_queue_sensor, dep).run_requests:
+            if str(request.partition_key) == TRACKS_0.key:
+                assert request.tags[refresh.TAG_MODE] == "reconcile"
+                assert launch(dep, request).success
+                repaired += 1
+    assert repaired == 1
+    assert refresh.reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500).repair_ids == set()
+
+
+# ---------------------------------------------------------------- crash, resume, attempts
+
+
+def _crash_after(monkeypatch: pytest.MonkeyPatch, chunks: int) -> None:
+    original = CatalogSource.iter_chunks
+
+    def crashing(self: CatalogSource, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for n, chunk in enumerate(original(self, *args, **kwargs)):
+            if n == chunks:
+                raise dg.Failure("simulated crash mid-partition", allow_retries=False)
+            yield chunk
+
+    monkeypatch.setattr(CatalogSource, "iter_chunks", crashing)
+
+
+def test_crash_mid_partition_then_resume_gives_the_clean_index(
+    tmp_path: Any, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from descriptor_pipeline.demo.seed import seed_catalog
+
+    deps = []
+    for name in ("clean", "crashed"):
+        (tmp_path / name).mkdir()
+        dep = Deployment(
+            f"sqlite:///{tmp_path / name / 'catalog.sqlite'}",
+            f"sqlite:///{tmp_path / name / 'index.sqlite'}",
+            instance,
+        )
+        seed_catalog(dep.catalog.engine, dep.catalog.config)
+        deps.append(dep)
+    clean, crashed = deps
+    clean.register()
+    assert clean.materialize(TRACKS_0).success
+
+    with monkeypatch.context() as patch:
+        _crash_after(patch, 3)
+        failed = crashed.materialize(TRACKS_0, raise_on_error=False)
+    assert not failed.success
+    with crashed.store.engine.connect() as conn:
+        committed = conn.execute(sa.text("SELECT count(*) FROM raw_descriptors")).scalar_one()
+    assert committed == 3 * crashed.chunk_size  # three chunks were committed before the crash
+
+    monkeypatch.setattr(sensors, "RESUME_BACKOFF", timedelta(0))
+    (request,) = tick(sensors.resume_failed_partitions_sensor, crashed).run_requests
+    assert str(request.partition_key) == TRACKS_0.key
+    assert request.tags[refresh.TAG_MODE] == "resume" and request.tags[refresh.TAG_ATTEMPT] == "1"
+    resumed = launch(crashed, request)
+    raw = metadata_of(resumed, "raw_descriptors")
+    assert raw["rows_unchanged"] == committed  # the checkpointed chunks were not rewritten
+    assert tick(sensors.resume_failed_partitions_sensor, crashed).run_requests == []
+
+    def documents(dep: Deployment) -> dict[tuple[str, int], tuple[str, str]]:
+        with dep.store.engine.connect() as conn:
+            return {
+                (r.resource_type, r.resource_id): (r.content_hash, r.document)
+                for r in conn.execute(sa.select(descriptor_index))
+            }
+
+    assert documents(crashed) == documents(clean) and len(documents(clean)) > 900
+    print(f"\nresume: {committed} rows kept from before the crash, index equal to a clean run")
+
+
+def test_resume_gives_up_after_bounded_attempts_and_waits_for_backoff(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dep = deployment
+    dep.register()
+    _crash_after(monkeypatch, 0)
+    assert not dep.materialize(ARTISTS_0, raise_on_error=False).success
+    # default backoff: the first retry is not due yet
+    assert tick(sensors.resume_failed_partitions_sensor, dep).run_requests == []
+    monkeypatch.setattr(sensors, "RESUME_BACKOFF", timedelta(0))
+    attempts = []
+    for _ in range(sensors.RESUME_MAX_ATTEMPTS + 2):
+        requests = tick(sensors.resume_failed_partitions_sensor, dep).run_requests
+        if not requests:
+            break
+        (request,) = requests
+        attempts.append(request.tags[refresh.TAG_ATTEMPT])
+        assert not launch(dep, request, raise_on_error=False).success
+    assert attempts == ["1", "2", "3"]
+
+
+# ---------------------------------------------------------------- pure cursor math
+
+
+def test_cursor_round_trips_and_keeps_only_the_window(deployment: Deployment) -> None:
+    dep = deployment
+    position = refresh.bootstrap_position(dep.catalog, "genre")
+    assert position is not None and position.seen
+    cursor = refresh.IncrementalCursor({"genre": position})
+    again = refresh.IncrementalCursor.from_json(cursor.to_json())
+    assert again.positions["genre"] == position
+    settings = dataclasses.replace(refresh.DEFAULT_SETTINGS, max_changes_per_type=10)
+    changes, moved = refresh.scan_changes(dep.catalog, "genre", None, settings)
+    assert len(changes) == 10 and moved is not None  # a burst is worked off in bounded pages
+    changes2, moved2 = refresh.scan_changes(dep.catalog, "genre", moved, settings)
+    assert len(changes2) == 10 and not {c.resource_id for c in changes} & {
+        c.resource_id for c in changes2
+    }
+    assert moved2 is not None and moved2.ts > moved.ts
