@@ -61,6 +61,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from descriptor_pipeline.defs.assets import descriptor_assets
+    from descriptor_pipeline.defs.checks import asset_checks
     from descriptor_pipeline.defs.partitions import (
         all_partitions,
         multi_partition_key,
@@ -89,7 +90,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     for partition in partitions:
         t0 = time.perf_counter()
         result = dg.materialize(
-            descriptor_assets,
+            [*descriptor_assets, *asset_checks],
             partition_key=multi_partition_key(partition),
             instance=instance,
             resources={
@@ -105,8 +106,21 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             print(f"  {partition.key:32s} FAILED (see the run in the UI: {result.run_id})")
             continue
         figures = []
+        blocked = [
+            e.asset_check_evaluation_data.check_name
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+            and not e.asset_check_evaluation_data.passed
+            and e.asset_check_evaluation_data.severity == dg.AssetCheckSeverity.ERROR
+        ]
+        if blocked:
+            print(f"  {partition.key:32s} checks failed (ERROR): {', '.join(blocked)}")
         for stage in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
-            (mat,) = result.asset_materializations_for_node(stage)
+            materializations = result.asset_materializations_for_node(stage)
+            if not materializations:
+                figures.append(f"{stage.split('_')[0]} not published (blocked by a check)")
+                continue
+            (mat,) = materializations
             meta = {k: v.value for k, v in mat.metadata.items()}
             for name in ("rows_read", "rows_written", "rows_rejected", "rows_withdrawn"):
                 totals[f"{stage}.{name}"] = totals.get(f"{stage}.{name}", 0) + int(meta[name])

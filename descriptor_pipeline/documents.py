@@ -116,6 +116,33 @@ def build_document(resource_type: str, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def publish_hash(normalized_content_hash: str) -> str:
+    """What a document is built from: skip the build when neither input nor builder changed."""
+    return content_hash({"normalized": normalized_content_hash, "document": DOCUMENT_VERSION})
+
+
+def document_from_stored(resource_type: str, stored: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored normalized row -> its index document, or None when editorially blocked."""
+    fields = (
+        stored["fields"] if isinstance(stored["fields"], dict) else orjson.loads(stored["fields"])
+    )
+    if fields.get("blocked"):
+        return None
+    provenance = stored["provenance"]
+    row = {
+        **fields,
+        "resource_id": stored["resource_id"],
+        "provenance": provenance
+        if isinstance(provenance, str)
+        else orjson.dumps(provenance, option=orjson.OPT_SORT_KEYS).decode(),
+        "normalization_version": stored["normalization_version"],
+        "source_updated_at": stored["source_updated_at"],
+    }
+    document = build_document(resource_type, row)
+    document["input_hash"] = publish_hash(stored["content_hash"])
+    return document
+
+
 def build_documents(
     resource_type: str, normalized: pd.DataFrame
 ) -> tuple[list[dict[str, Any]], int]:

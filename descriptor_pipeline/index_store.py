@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +83,7 @@ descriptor_index = sa.Table(
     sa.Column("hidden", sa.Boolean, nullable=False),
     sa.Column("normalization_version", sa.String(32), nullable=False),
     sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("input_hash", sa.String(64)),  # normalized content hash + document version
     sa.Column("source_updated_at", sa.Text),
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("resource_type", "resource_id", name="descriptor_index_key"),
@@ -137,21 +137,16 @@ def run_migrations(engine: sa.Engine, revision: str = "head") -> str:
             conn, opts={"version_table": "descriptor_pipeline_version"}
         )
         version = context.get_current_revision() or ""
-    _create_unmigrated_tables(engine)
+    _check_every_table_is_migrated(engine)
     return version
 
 
-def _create_unmigrated_tables(engine: sa.Engine) -> None:
-    """Tables declared by modules that have no migration yet (work in progress) are created
-    as declared, loudly, so the gap is visible until a migration covers them."""
+def _check_every_table_is_migrated(engine: sa.Engine) -> None:
+    """A table declared in code but created by no migration is a bug: say so at once."""
     existing = set(sa.inspect(engine).get_table_names())
-    missing = [t for name, t in metadata.tables.items() if name not in existing]
+    missing = sorted(name for name in metadata.tables if name not in existing)
     if missing:
-        warnings.warn(
-            f"tables without a migration, created from metadata: {[t.name for t in missing]}",
-            stacklevel=2,
-        )
-        metadata.create_all(engine, tables=missing)
+        raise RuntimeError(f"tables declared in code have no migration: {missing}")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -322,7 +317,8 @@ class IndexStore:
         stmt = stmt.on_conflict_do_update(
             index_elements=key,
             set_=update,
-            where=table.c[hash_column] != stmt.excluded[hash_column],
+            # IS DISTINCT FROM: a NULL (invalidated) hash must not block the rewrite
+            where=table.c[hash_column].is_distinct_from(stmt.excluded[hash_column]),
         )
         conn.execute(stmt, list(rows))
 
@@ -332,12 +328,27 @@ class IndexStore:
         partition: DescriptorPartition,
         chunk_size: int,
         conn: sa.Connection | None = None,
+        columns: Sequence[str] | None = None,
     ) -> Iterator[tuple[IdRange, pd.DataFrame]]:
         """Keyset pages of a stage table within the partition, with the span each covers."""
+        for span, records in self.iter_records(table, partition, chunk_size, conn, columns):
+            frame = pd.DataFrame(records, columns=list(columns or table.columns.keys()))
+            yield span, frame
+
+    def iter_records(
+        self,
+        table: sa.Table,
+        partition: DescriptorPartition,
+        chunk_size: int,
+        conn: sa.Connection | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[tuple[IdRange, list[dict[str, Any]]]]:
+        """Like iter_rows, as plain dicts: the publish path skips pandas on purpose."""
+        selected = [table.c[c] for c in columns] if columns else list(table.columns)
         after = partition.id_range.first - 1
         while after < partition.id_range.last:
             query = (
-                sa.select(table)
+                sa.select(*selected)
                 .where(
                     table.c.resource_type == partition.resource_type,
                     table.c.resource_id > after,
@@ -347,17 +358,49 @@ class IndexStore:
                 .limit(chunk_size)
             )
             if conn is not None:
-                frame = pd.read_sql(query, conn)
+                records = [dict(r) for r in conn.execute(query).mappings()]
             else:
                 with self.engine.connect() as own:
-                    frame = pd.read_sql(query, own)
+                    records = [dict(r) for r in own.execute(query).mappings()]
             last = (
-                int(frame["resource_id"].iloc[-1])
-                if len(frame) == chunk_size
+                int(records[-1]["resource_id"])
+                if len(records) == chunk_size
                 else partition.id_range.last
             )
-            yield IdRange(after + 1, last), frame
+            yield IdRange(after + 1, last), records
             after = last
+
+    def rows_by_id(
+        self, conn: sa.Connection, table: sa.Table, resource_type: str, ids: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        query = (
+            sa.select(table)
+            .where(table.c.resource_type == resource_type, table.c.resource_id.in_(list(ids)))
+            .order_by(table.c.resource_id)
+        )
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def invalidate_published(self, resource_type: str, ids: Iterable[int]) -> int:
+        """Forget what these documents were built from, so the next publish rebuilds them.
+
+        Publishing skips rows whose input is unchanged; a repair of a document that is wrong
+        for another reason (edited out of band, an old version) must not be skipped.
+        """
+        ids = sorted(ids)
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                descriptor_index.update()
+                .where(
+                    descriptor_index.c.resource_type == resource_type,
+                    descriptor_index.c.resource_id.in_(ids),
+                )
+                .values(input_hash=None)
+            )
+        return int(result.rowcount or 0)
 
     # ---------------------------------------------------------------- quarantine
 

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any, Literal
@@ -293,8 +294,9 @@ class GenreVocabulary:
     def canonical(self, value: str) -> str | None:
         return self.by_key.get(genre_key(value))
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """Computed once per vocabulary (it is frozen), not once per row."""
         digest = hashlib.sha256()
         for key in sorted(self.by_key):
             digest.update(f"{key}\x1f{self.by_key[key]}\x1e".encode())

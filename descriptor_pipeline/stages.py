@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from descriptor_pipeline.catalog import CatalogSource
-from descriptor_pipeline.documents import build_documents
+from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import (
     PUBLISHED_TABLE,
@@ -93,17 +93,38 @@ def _count_quarantined(store: IndexStore, partition: DescriptorPartition, stage:
 # ---------------------------------------------------------------- raw
 
 
-def validate_raw(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[Rejection]]:
-    """Parse-check every JSON column; a malformed or oversized row is rejected, not dropped."""
+def raw_hash(row: dict[str, Any]) -> str:
+    digest = hashlib.sha256()
+    for column in HASHED_COLUMNS:
+        digest.update((row.get(column) or "").encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+def validate_raw(
+    rows: pd.DataFrame, stored: dict[int, str] | None = None
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Parse-check every JSON column; a malformed or oversized row is rejected, not dropped.
+
+    A row whose hash equals the stored one was validated when it was stored: not parsed again.
+    """
+    stored = stored or {}
     good: list[dict[str, Any]] = []
     rejected: list[Rejection] = []
     for row in rows.to_dict("records"):
         resource_id = int(row["resource_id"])
-        problem = None
         for column in SOURCE_COLUMNS:
             text = row.get(column)
             if text is None or (isinstance(text, float) and pd.isna(text)):
                 row[column] = None
+        row["raw_hash"] = raw_hash(row)
+        if stored.get(resource_id) == row["raw_hash"]:
+            good.append(row)
+            continue
+        problem = None
+        for column in SOURCE_COLUMNS:
+            text = row.get(column)
+            if text is None:
                 continue
             size = len(text.encode())
             if size > MAX_SOURCE_BYTES:
@@ -138,11 +159,6 @@ def validate_raw(rows: pd.DataFrame) -> tuple[list[dict[str, Any]], list[Rejecti
         if problem is not None:
             rejected.append(problem.clipped())
             continue
-        digest = hashlib.sha256()
-        for column in HASHED_COLUMNS:
-            digest.update((row.get(column) or "").encode())
-            digest.update(b"\x1f")
-        row["raw_hash"] = digest.hexdigest()
         good.append(row)
     return good, rejected
 
@@ -153,12 +169,15 @@ def extract_raw(
     report = StageReport("raw", partition.key)
     started = time.perf_counter()
     for chunk in source.iter_chunks(partition.resource_type, partition.id_range, chunk_size):
-        rows, rejections = validate_raw(chunk.rows)
-        now = datetime.now(UTC)
-        for row in rows:
-            row["resource_type"] = partition.resource_type
-            row["extracted_at"] = now
         with store.engine.begin() as conn:
+            stored = store.existing_hashes(
+                conn, raw_descriptors, "raw_hash", partition.resource_type, chunk.span
+            )
+            rows, rejections = validate_raw(chunk.rows, stored)
+            now = datetime.now(UTC)
+            for row in rows:
+                row["resource_type"] = partition.resource_type
+                row["extracted_at"] = now
             # a row that turned bad keeps its last good raw version; quarantine says why
             counts = store.sync_chunk(
                 conn,
@@ -168,6 +187,7 @@ def extract_raw(
                 chunk.span,
                 rows,
                 keep_ids={r.resource_id for r in rejections},
+                existing=stored,
             )
             store.record_rejections(conn, partition, "raw", chunk.span, rejections)
         counts.read += len(rejections)
@@ -307,23 +327,49 @@ def publish_partition(
     chunk_size: int,
     table_name: str = PUBLISHED_TABLE,
 ) -> StageReport:
-    """Publish the partition's documents in one transaction: readers see before or after."""
+    """Publish the partition's documents in one transaction: readers see before or after.
+
+    Only rows whose normalized hash (or the document builder's version) changed since they
+    were published are read in full and rebuilt; a no-change rerun reads two hash columns.
+    """
     report = StageReport("publish", partition.key)
     started = time.perf_counter()
     resource_type = partition.resource_type
     target = store.index_table(table_name)
     with store.engine.begin() as conn:
-        for span, stored in store.iter_rows(
-            normalized_descriptors, partition, chunk_size, conn=conn
+        for span, keys in store.iter_records(
+            normalized_descriptors,
+            partition,
+            chunk_size,
+            conn=conn,
+            columns=["resource_id", "content_hash"],
         ):
-            documents, withdrawn = build_documents(
-                resource_type, decode_normalized(resource_type, stored)
-            )
+            existing = store.existing_hashes(conn, target, "input_hash", resource_type, span)
+            wanted = {int(k["resource_id"]): publish_hash(k["content_hash"]) for k in keys}
+            todo = [i for i, h in wanted.items() if existing.get(i) != h]
+            documents = []
+            withdrawn = 0
+            for stored in store.rows_by_id(conn, normalized_descriptors, resource_type, todo):
+                document = document_from_stored(resource_type, stored)
+                if document is None:
+                    withdrawn += 1
+                else:
+                    documents.append(document)
             now = datetime.now(UTC)
             for document in documents:
                 document["published_at"] = now
-            counts = store.sync_chunk(conn, target, "content_hash", resource_type, span, documents)
-            counts.read += withdrawn
+            counts = store.sync_chunk(
+                conn,
+                target,
+                "input_hash",
+                resource_type,
+                span,
+                documents,
+                keep_ids=set(wanted) - set(todo),
+                existing=existing,
+            )
+            counts.read = len(keys)
+            counts.unchanged = len(wanted) - len(todo)
             report.counts.add(counts)
             report.withdrawn += withdrawn
             report.chunks += 1

@@ -113,7 +113,7 @@ def pg_admin_url() -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server"
+    except Exception as exc:  # any failure to connect means "no server"
         message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc.__class__.__name__}: {exc}"
         if IN_CI:
             pytest.fail(f"CI=true requires PostgreSQL. {message}")

@@ -77,6 +77,7 @@ def reconcile_index(
             totals[name] += n
         partitions_to_repair.append(partition.key)
         refresh.enqueue(store, {partition.resource_type: report.repair_ids}, "reconcile")
+        store.invalidate_published(partition.resource_type, report.repair_ids)
         context.log.info(f"{partition.key}: {report.counts()}")
     return dg.Output(
         totals,

@@ -1,0 +1,259 @@
+"""Data quality with real GX runs: suites as asset checks, blocking, quarantine + replay, drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from descriptor_pipeline import quality
+from descriptor_pipeline.defs.assets import descriptor_assets
+from descriptor_pipeline.defs.checks import asset_checks, replay_quarantine
+from descriptor_pipeline.defs.partitions import multi_partition_key
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.index_store import descriptor_index
+from descriptor_pipeline_tests.conftest import Deployment
+
+ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
+ARTISTS_2 = DescriptorPartition("artist", IdRange(2000, 2999))  # 199 demo rows, room to inject
+TRACKS_0 = DescriptorPartition("track", IdRange(0, 999))
+CHECKS = ("raw_suite", "normalized_suite", "normalized_drift", "quarantine_count", "index_suite")
+
+
+@pytest.fixture(autouse=True)
+def data_docs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data_docs"
+    monkeypatch.setenv("DESCRIPTOR_DATA_DOCS_DIR", str(path))
+    monkeypatch.delenv("DESCRIPTOR_QUALITY_THRESHOLDS", raising=False)
+    return path
+
+
+def run_with_checks(dep: Deployment, partition: DescriptorPartition) -> dg.ExecuteInProcessResult:
+    """The three assets and every check for one partition, as a UI launch would run them."""
+    return dg.materialize(
+        [*descriptor_assets, *asset_checks],
+        partition_key=multi_partition_key(partition),
+        instance=dep.instance,
+        resources=dep.resources(),
+        raise_on_error=False,
+    )
+
+
+def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def outcome(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """check -> 'pass' | 'WARN' | 'ERROR': what the UI shows for the partition."""
+    return {
+        name: "pass" if e.passed else e.severity.value for name, e in evaluations(result).items()
+    }
+
+
+def meta(evaluation: dg.AssetCheckEvaluation) -> dict[str, object]:
+    return {k: v.value for k, v in evaluation.metadata.items()}
+
+
+def published(dep: Deployment, resource_type: str) -> dict[int, str]:
+    query = sa.select(descriptor_index.c.resource_id, descriptor_index.c.name).where(
+        descriptor_index.c.resource_type == resource_type
+    )
+    with dep.store.engine.connect() as conn:
+        return {int(i): n for i, n in conn.execute(query)}
+
+
+def execute(engine: sa.Engine, sql: str, **params: object) -> list[int]:
+    with engine.begin() as conn:
+        result = conn.execute(sa.text(sql), params)
+        return [int(r[0]) for r in result] if result.returns_rows else []
+
+
+def add_artist(
+    dep: Deployment, name: str, spotify: str | None = None, custom: str | None = None
+) -> int:
+    sql = (
+        "INSERT INTO music_artist (name, spotify_data, custom_data, created_at, updated_at) "
+        "VALUES (:n, :s, :c, '2026-11-01', '2026-11-01') RETURNING id"
+    )
+    (new_id,) = execute(dep.catalog.engine, sql, n=name, s=spotify, c=custom)
+    return new_id
+
+
+def test_clean_partition_passes_every_check_with_reports(
+    deployment: Deployment, data_docs_dir: Path
+) -> None:
+    deployment.register()
+    result = run_with_checks(deployment, ARTISTS_0)
+    assert result.success
+    assert outcome(result) == dict.fromkeys(CHECKS, "pass")
+    suite = meta(evaluations(result)["normalized_suite"])
+    assert suite["expectations"] == 12 and suite["failed"] == 0
+    assert suite["rows_validated"] == deployment.catalog.count("artist", ARTISTS_0.id_range)
+    page = Path(str(suite["data_docs"]))
+    assert page.is_file() and page.is_relative_to(data_docs_dir)
+    assert "expect_column_values_to_be_in_set" in page.read_text() or "control_chars" in (
+        page.read_text()
+    )
+    index = meta(evaluations(result)["index_suite"])
+    assert index["ids_published"] + index.get("ids_withdrawn", 0) == suite["rows_validated"]
+
+
+def test_bad_rows_warn_the_expected_checks_quarantine_and_replay(deployment: Deployment) -> None:
+    bad = {
+        add_artist(deployment, " "): "required:name",  # no usable name anywhere
+        add_artist(deployment, "[bad] " + "x" * 600): "name_length@1",  # oversized text
+        add_artist(deployment, "[bad] typed", spotify='{"popularity": "very high"}'): (
+            "int_range@1"  # wrong type
+        ),
+    }
+    unknown = [
+        add_artist(deployment, f"[odd] {i}", custom=f'{{"tags": ["zzz unknown {i}"]}}')
+        for i in range(12)
+    ]
+    deployment.register()
+    result = run_with_checks(deployment, ARTISTS_2)
+
+    assert outcome(result) == {
+        "raw_suite": "pass",
+        "normalized_suite": "WARN",  # unknown genres: only the vocabulary share warning
+        "normalized_drift": "pass",  # first run: no baseline yet
+        "quarantine_count": "WARN",
+        "index_suite": "pass",  # quarantined ids are accounted for
+    }
+    suite = meta(evaluations(result)["normalized_suite"])
+    assert suite["failed_expectations"] == "column_mean_to_be_between(vocab_share)"
+    quarantine = meta(evaluations(result)["quarantine_count"])
+    assert quarantine["quarantined"] == 3
+    assert sorted(quarantine["by_stage_rule"]) == sorted(f"normalize/{r}" for r in bad.values())
+    docs = published(deployment, "artist")
+    assert not set(bad) & set(docs)  # the bad rows are not published...
+    assert set(unknown) <= set(docs)  # ...warnings do not block...
+    blocked = execute(
+        deployment.store.engine,
+        "SELECT resource_id FROM normalized_descriptors WHERE resource_type = 'artist' AND blocked",
+    )
+    in_range = execute(
+        deployment.catalog.engine, "SELECT id FROM music_artist WHERE id BETWEEN 2000 AND 2999"
+    )
+    assert {i for i in docs if i in ARTISTS_2.id_range} == set(in_range) - set(bad) - set(blocked)
+
+    # fix the data, then replay: every quarantined row passes, leaves quarantine, is published
+    for resource_id in bad:
+        execute(
+            deployment.catalog.engine,
+            "UPDATE music_artist SET name = :n, spotify_data = NULL WHERE id = :i",
+            n=f"fixed {resource_id}",
+            i=resource_id,
+        )
+    replay = replay_quarantine.execute_in_process(
+        instance=deployment.instance, resources=deployment.resources()
+    )
+    assert replay.success
+    (step,) = [e for e in replay.all_events if e.event_type_value == "STEP_OUTPUT"]
+    released = step.event_specific_data.metadata["rows_released"].value
+    assert released == 3
+    assert deployment.store.quarantine_rows().empty
+    assert {i: f"fixed {i}" for i in bad}.items() <= published(deployment, "artist").items()
+    replayed = deployment.instance.get_latest_materialization_event(dg.AssetKey("descriptor_index"))
+    assert replayed is not None and replayed.run_id == replay.run_id
+
+
+def test_a_critical_failure_blocks_publishing_of_that_partition(deployment: Deployment) -> None:
+    deployment.register()
+    assert run_with_checks(deployment, ARTISTS_0).success
+    before = published(deployment, "artist")
+    # rows that bypassed the rules (an older writer, a manual fix): the stage skips them by hash
+    execute(
+        deployment.store.engine,
+        "UPDATE normalized_descriptors SET fields = json_set(fields, '$.name', :n) "
+        "WHERE resource_type = 'artist' AND resource_id = 5",
+        n="bell\u0007name",
+    )
+    execute(
+        deployment.store.engine,
+        "UPDATE normalized_descriptors SET fields = json_set(fields, '$.popularity', 'high') "
+        "WHERE resource_type = 'artist' AND resource_id = 9",
+    )
+    execute(deployment.catalog.engine, "UPDATE music_artist SET name = 'Renamed' WHERE id = 6")
+
+    result = run_with_checks(deployment, ARTISTS_0)
+
+    assert not result.success
+    assert outcome(result) == {
+        "raw_suite": "pass",
+        "normalized_suite": "ERROR",
+        "normalized_drift": "pass",
+        "quarantine_count": "pass",
+    }  # index_suite never ran: its asset was blocked
+    assert result.asset_materializations_for_node("descriptor_index") == []
+    assert published(deployment, "artist") == before  # the rename did not reach search
+    summary = meta(evaluations(result)["normalized_suite"])
+    # the typed-wrong value also has no provenance: both are reported, nothing else
+    assert set(str(summary["failed_expectations"]).split(", ")) == {
+        "column_values_to_be_between(schema_errors)",
+        "column_values_to_be_between(provenance_missing)",
+        "column_values_to_be_in_set(control_chars)",
+    }
+    rows = {r.data["expectation"]: r.data for r in summary["summary"].records}
+    control = rows["column_values_to_be_in_set(control_chars)"]["failing_examples"]
+    assert control == "id 5 'bell\\x07name': True"
+    assert rows["column_values_to_be_between(schema_errors)"]["failing_examples"].startswith(
+        "id 9 "
+    )
+    page = Path(str(summary["data_docs"])).read_text()
+    assert "control_chars" in page and "unexpected values found" in page  # GX's own page
+
+
+def test_drift_between_two_runs_warns_when_a_source_loses_a_field(
+    deployment: Deployment,
+) -> None:
+    deployment.register()
+    execute(
+        deployment.catalog.engine,
+        "UPDATE music_track SET spotify_data = "
+        "json_set(coalesce(spotify_data, '{}'), '$.duration_ms', 200000 + id) WHERE id <= 999",
+    )
+    first = run_with_checks(deployment, TRACKS_0)
+    assert outcome(first)["normalized_drift"] == "pass"
+    profile = meta(evaluations(first)["normalized_drift"])
+    assert profile["profile/present.duration_ms.spotify_data"] == 1.0
+    assert profile["baseline"] == "none (first run)"
+
+    execute(
+        deployment.catalog.engine,
+        "UPDATE music_track SET spotify_data = json_remove(spotify_data, '$.duration_ms') "
+        "WHERE id <= 999",
+    )
+    second = run_with_checks(deployment, TRACKS_0)
+    drift = evaluations(second)["normalized_drift"]
+    assert (drift.passed, drift.severity) == (False, dg.AssetCheckSeverity.WARN)
+    drifted = meta(drift)["drifted_metrics"]
+    assert "present.duration_ms.spotify_data" in str(drifted)
+    assert "null_rate.duration_ms" in str(drifted)
+    assert "name" not in str(drifted)  # nothing else moved
+    assert second.asset_materializations_for_node("descriptor_index")  # drift does not block
+
+
+def test_compare_profiles_thresholds() -> None:
+    before = {"rows": 100.0, "null_rate.name": 0.0, "distinct.tags": 40.0, "length.name.p50": 12}
+    same = quality.compare_profiles(before, {**before, "null_rate.name": 0.05})
+    assert same == []
+    moved = quality.compare_profiles(
+        before, {**before, "null_rate.name": 0.2, "distinct.tags": 10.0, "length.name.p50": 14}
+    )
+    assert [d.metric for d in moved] == ["distinct.tags", "null_rate.name"]
+    strict = quality.Thresholds(drift_max_rate_change=0.01)
+    assert quality.compare_profiles(before, {**before, "null_rate.name": 0.05}, strict)
+    small = {**before, "rows": 5.0}
+    assert quality.compare_profiles(small, {**small, "null_rate.name": 1.0}) == []
+    assert quality.compare_profiles(None, before) == []
+
+
+def test_thresholds_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESCRIPTOR_QUALITY_THRESHOLDS", '{"min_vocab_share": 0.5}')
+    assert quality.Thresholds.from_env().min_vocab_share == 0.5
+    monkeypatch.setenv("DESCRIPTOR_QUALITY_THRESHOLDS", '{"typo": 1}')
+    with pytest.raises(ValueError, match="typo"):
+        quality.Thresholds.from_env()
