@@ -1,0 +1,396 @@
+"""End to end through the UI's API: a real `dagster-webserver` and `dagster-daemon run`.
+
+The test talks to the webserver's GraphQL endpoint with the mutations the UI sends. It launches an
+asset backfill of the `descriptors` group for two partitions (*Materialize…* with chosen
+partitions). One of them fails for real: its catalog table is missing, so `raw_descriptors` raises
+(after its RetryPolicy gave up). The test repairs the catalog and re-executes the failed run from
+failure (the run page's *Re-execute > From failure*), then checks the index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.defs.assets import GROUP, descriptor_assets
+from descriptor_pipeline.defs.checks import catalog_ids
+from descriptor_pipeline.defs.partitions import register_id_ranges
+from descriptor_pipeline.defs.resources import _catalog_source, _index_store
+from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.index_store import IndexStore, descriptor_index, normalized_descriptors
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LOCATION = "descriptor_pipeline"
+# the production default: one id range then covers the whole demo catalog per resource type
+RANGE_SIZE = 10_000
+# the UI's selection: every asset of the `descriptors` group
+ASSETS = [
+    a.key.to_user_string() for a in descriptor_assets if GROUP in a.group_names_by_key.values()
+]
+ALBUM_TABLE, ALBUM_TABLE_AWAY = "music_album", "music_album_migrating"
+TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+FINISHED_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
+T = TypeVar("T")
+
+LAUNCH_BACKFILL = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on Error { message }
+  }
+}
+"""
+REEXECUTE_RUN = """
+mutation LaunchPipelineReexecution($reexecutionParams: ReexecutionParams) {
+  launchPipelineReexecution(reexecutionParams: $reexecutionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}
+"""
+RUN = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run {
+      runId status parentRunId rootRunId stepKeysToExecute tags { key value }
+    }
+    ... on Error { message }
+  }
+}
+"""
+STEP_FAILURES = """
+query StepFailures($runId: ID!) {
+  runOrError(runId: $runId) {
+    ... on Run {
+      eventConnection(limit: 1000) {
+        events {
+          ... on ExecutionStepFailureEvent {
+            stepKey
+            error { message errorChain { error { message } } }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+BACKFILL = """
+query Backfill($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename
+    ... on PartitionBackfill {
+      status
+      partitionNames
+      runs { runId status tags { key value } }
+      assetBackfillData {
+        assetBackfillStatuses {
+          ... on AssetPartitionsStatusCounts {
+            assetKey { path }
+            numPartitionsTargeted
+            numPartitionsMaterialized
+            numPartitionsFailed
+          }
+        }
+      }
+    }
+    ... on Error { message }
+  }
+}
+"""
+WORKSPACE = """
+query Workspace {
+  workspaceOrError {
+    ... on Workspace { locationEntries { name loadStatus locationOrLoadError { __typename } } }
+  }
+}
+"""
+
+
+def free_port() -> int:
+    """A port nobody listens on right now, on the loopback interface only."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tails(logs: list[Path]) -> str:
+    return "".join(
+        f"\n--- {log.name} ---\n{log.read_text(errors='replace')[-3000:]}"
+        for log in logs
+        if log.exists()
+    )
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: list[Path]) -> T:
+    """Poll until probe returns something truthy; fail with the processes' logs otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{tails(logs)}")
+
+
+class GraphQL:
+    """The webserver's /graphql endpoint, as the UI's Apollo client uses it."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        request = urllib.request.Request(
+            f"{self.base}/graphql", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            payload = json.load(response)
+        assert not payload.get("errors"), payload["errors"]
+        return payload["data"]
+
+    def location_loaded(self) -> bool:
+        """True once the webserver serves the project's code location."""
+        try:
+            data = self(WORKSPACE)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+        entries = data["workspaceOrError"].get("locationEntries") or []
+        return any(
+            e["name"] == LOCATION
+            and e["loadStatus"] == "LOADED"
+            and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            for e in entries
+        )
+
+    def backfill(self, backfill_id: str) -> dict[str, Any]:
+        result = self(BACKFILL, backfillId=backfill_id)["partitionBackfillOrError"]
+        assert result["__typename"] == "PartitionBackfill", result
+        return result
+
+
+def launched_id(result: dict[str, Any]) -> str:
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    return str(result["backfillId"])
+
+
+def counts_by_asset(backfill: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    """(targeted, materialized, failed) partitions per asset of an asset backfill."""
+    return {
+        s["assetKey"]["path"][-1]: (
+            s["numPartitionsTargeted"],
+            s["numPartitionsMaterialized"],
+            s["numPartitionsFailed"],
+        )
+        for s in backfill["assetBackfillData"]["assetBackfillStatuses"]
+    }
+
+
+def partition_tag(run: dict[str, Any]) -> str:
+    return next(t["value"] for t in run["tags"] if t["key"] == "dagster/partition")
+
+
+def published_ids(store: IndexStore, resource_type: str) -> set[int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(descriptor_index.c.resource_id).where(
+                descriptor_index.c.resource_type == resource_type
+            )
+        )
+        return {int(r[0]) for r in rows}
+
+
+def expected_documents(source: CatalogSource, store: IndexStore, partition_key: str) -> set[int]:
+    """The partition's catalog ids that belong in the index: not quarantined, not blocked."""
+    id_range, _, resource_type = partition_key.partition("|")
+    span, table = IdRange.parse(id_range), normalized_descriptors
+    with store.engine.connect() as conn:
+        blocked = {
+            int(r[0])
+            for r in conn.execute(
+                sa.select(table.c.resource_id).where(
+                    table.c.resource_type == resource_type,
+                    table.c.resource_id.between(span.first, span.last),
+                    table.c.blocked,
+                )
+            )
+        }
+    quarantined = {int(i) for i in store.quarantine_rows(partition_key)["resource_id"]}
+    in_catalog = catalog_ids(source, DescriptorPartition(resource_type, span))
+    return set(in_catalog) - blocked - quarantined
+
+
+def step_failures(gql: GraphQL, run_id: str) -> dict[str, str]:
+    """Step key -> the whole error chain's text, as the run page's event log shows it."""
+    events = gql(STEP_FAILURES, runId=run_id)["runOrError"]["eventConnection"]["events"]
+    return {
+        e["stepKey"]: "\n".join(
+            [e["error"]["message"], *(c["error"]["message"] for c in e["error"]["errorChain"])]
+        )
+        for e in events
+        if e.get("stepKey") and e.get("error")
+    }
+
+
+def rename_table(source: CatalogSource, old: str, new: str) -> None:
+    with source.engine.begin() as conn:
+        conn.execute(sa.text(f'ALTER TABLE "{old}" RENAME TO "{new}"'))
+
+
+def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A dagster process in its own process group, so stop() reaches its children too."""
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=os.environ.copy(),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, SIGKILL it if it does not exit in time."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A DAGSTER_HOME with this repo's dagster.yaml, a workspace, and the catalog/index URLs."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    (tmp_path / "workspace.yaml").write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        "      module_name: descriptor_pipeline.definitions\n"
+        f"      working_directory: {REPO}\n"
+        f"      location_name: {LOCATION}\n"
+    )
+    env = {
+        "DAGSTER_HOME": str(dagster_home),
+        "DESCRIPTOR_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
+        "DESCRIPTOR_INDEX_URL": f"sqlite:///{tmp_path / 'index.sqlite'}",
+        "DESCRIPTOR_CATALOG_MAPPING": "",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield tmp_path
+
+
+def test_ui_backfill_then_reexecute_the_failed_partition_from_failure(home: Path) -> None:
+    source = _catalog_source(os.environ["DESCRIPTOR_CATALOG_URL"], None)
+    store = _index_store(os.environ["DESCRIPTOR_INDEX_URL"])
+    seed_catalog(source.engine, source.config)
+    with dg.DagsterInstance.get() as instance:
+        (id_range,) = register_id_ranges(instance, max(source.max_ids().values()), RANGE_SIZE)
+    artist_key, album_key = f"{id_range.key}|artist", f"{id_range.key}|album"
+    # a catalog migration is under way: the album table is not where the mapping says
+    rename_table(source, ALBUM_TABLE, ALBUM_TABLE_AWAY)
+
+    port = free_port()
+    gql = GraphQL(port)
+    workspace = str(home / "workspace.yaml")
+    logs = [home / "webserver.log", home / "daemon.log"]
+    processes: list[subprocess.Popen[bytes]] = []
+    started = time.monotonic()
+    try:
+        webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
+        processes.append(start([*webserver, "-w", workspace], home, logs[0]))
+        wait_for("the webserver to load the code location", gql.location_loaded, 90, logs)
+
+        # Assets > select the group's three assets > Materialize… > chosen partitions
+        backfill_id = launched_id(
+            gql(
+                LAUNCH_BACKFILL,
+                backfillParams={
+                    "assetSelection": [{"path": [name]} for name in ASSETS],
+                    "partitionNames": [artist_key, album_key],
+                    "tags": [],
+                },
+            )["launchPartitionBackfill"]
+        )
+        # launched before the daemon starts, so the daemon's first backfill iteration takes it
+        daemon = [str(BIN / "dagster-daemon"), "run", "-w", workspace]
+        processes.append(start(daemon, home, logs[1]))
+
+        def backfill_done() -> dict[str, Any] | None:
+            backfill = gql.backfill(backfill_id)
+            return backfill if backfill["status"] in TERMINAL else None
+
+        backfill = wait_for("the backfill to finish", backfill_done, 150, logs)
+        backfill_seconds = time.monotonic() - started
+        assert backfill["status"] == "COMPLETED_FAILED", backfill
+        assert counts_by_asset(backfill) == dict.fromkeys(ASSETS, (2, 1, 1))
+        statuses = {partition_tag(r): (r["status"], r["runId"]) for r in backfill["runs"]}
+        assert {k: v[0] for k, v in statuses.items()} == {
+            artist_key: "SUCCESS",
+            album_key: "FAILURE",
+        }
+        artists = expected_documents(source, store, artist_key)
+        assert artists and published_ids(store, "artist") == artists
+        assert published_ids(store, "album") == set()
+        failed_run_id = statuses[album_key][1]
+        failures = step_failures(gql, failed_run_id)
+        assert list(failures) == ["raw_descriptors"], failures
+        assert f"no such table: {ALBUM_TABLE}" in failures["raw_descriptors"]
+
+        # the migration is done; then the failed run's page: Re-execute > From failure
+        rename_table(source, ALBUM_TABLE_AWAY, ALBUM_TABLE)
+        launched = gql(
+            REEXECUTE_RUN,
+            reexecutionParams={"parentRunId": failed_run_id, "strategy": "FROM_FAILURE"},
+        )["launchPipelineReexecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        retry_id = launched["run"]["runId"]
+        retry_started = time.monotonic()
+
+        def retry_done() -> dict[str, Any] | None:
+            run = gql(RUN, runId=retry_id)["runOrError"]
+            return run if run["status"] in FINISHED_RUN else None
+
+        retry = wait_for("the re-executed run to finish", retry_done, 90, logs)
+        retry_seconds = time.monotonic() - retry_started
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+    assert retry["status"] == "SUCCESS", retry
+    assert (retry["parentRunId"], retry["rootRunId"]) == (failed_run_id, failed_run_id)
+    assert partition_tag(retry) == album_key
+    # from failure: the step that raised, and everything after it that had not run
+    assert set(ASSETS) <= set(retry["stepKeysToExecute"] or [])
+    albums = expected_documents(source, store, album_key)
+    assert albums and published_ids(store, "album") == albums
+    print(
+        f"\nwebserver + daemon: backfill done {backfill_seconds:.1f}s after start, "
+        f"re-execution from failure {retry_seconds:.1f}s"
+    )
