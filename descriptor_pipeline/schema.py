@@ -125,6 +125,18 @@ def _common(extra_genre_sources: tuple[SourcePath, ...] = ()) -> tuple[FieldSpec
     )
 
 
+# Fields several resource types share, declared once.
+LINKED_ARTISTS = FieldSpec(
+    "artists",
+    "text_list",
+    (_p(L, "artists[].name"), _p(S, "artists[].name")),
+    LIST_RULES,
+    merge="union",
+    weight="C",
+    doc="Names of the linked artists (catalog links first, then the Spotify object).",
+)
+POPULARITY = FieldSpec("popularity", "int", (_p(S, "popularity"),), ("int_range",))
+
 FIELDS: dict[str, tuple[FieldSpec, ...]] = {
     "genre": (
         *_common(),
@@ -142,21 +154,14 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("country", "text", (_p(C, "country"), _p(E, "country")), TEXT_RULES, weight="D"),
         FieldSpec("disambiguation", "text", (_p(E, "disambiguation"),), TEXT_RULES, weight="D"),
         FieldSpec("artist_type", "text", (_p(E, "type"), _p(S, "type")), TEXT_RULES),
-        FieldSpec("popularity", "int", (_p(S, "popularity"),), ("int_range",)),
+        POPULARITY,
         FieldSpec(
             "followers", "int", (_p(S, "followers.total"), _p(E, "listeners")), ("int_range",)
         ),
     ),
     "album": (
         *_common(),
-        FieldSpec(
-            "artists",
-            "text_list",
-            (_p(L, "artists[].name"), _p(S, "artists[].name")),
-            LIST_RULES,
-            merge="union",
-            weight="C",
-        ),
+        LINKED_ARTISTS,
         FieldSpec(
             "label",
             "text",
@@ -171,18 +176,11 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
             ("year",),
         ),
         FieldSpec("album_type", "text", (_p(S, "album_type"),), TEXT_RULES),
-        FieldSpec("popularity", "int", (_p(S, "popularity"),), ("int_range",)),
+        POPULARITY,
     ),
     "track": (
         *_common(),
-        FieldSpec(
-            "artists",
-            "text_list",
-            (_p(L, "artists[].name"), _p(S, "artists[].name")),
-            LIST_RULES,
-            merge="union",
-            weight="C",
-        ),
+        LINKED_ARTISTS,
         FieldSpec(
             "album", "text", (_p(L, "albums[].name"), _p(S, "album.name")), NAME_RULES, weight="C"
         ),
@@ -190,7 +188,7 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
             "duration_ms", "int", (_p(S, "duration_ms"), _p(E, "duration_ms")), ("int_range",)
         ),
         FieldSpec("isrc", "text", (_p(S, "external_ids.isrc"), _p(E, "isrcs[]")), TEXT_RULES),
-        FieldSpec("popularity", "int", (_p(S, "popularity"),), ("int_range",)),
+        POPULARITY,
     ),
 }
 assert set(FIELDS) == set(RESOURCE_TYPES)

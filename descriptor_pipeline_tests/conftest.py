@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore, create_engine
 
+REPO = Path(__file__).resolve().parents[1]
+LOCATION = "descriptor_pipeline"
 PG_ADMIN_URL = os.environ.get(
     "DESCRIPTOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -78,6 +81,31 @@ class Deployment:
 
     def backfill(self, range_size: int = 1000) -> list[dg.ExecuteInProcessResult]:
         return [self.materialize(p) for p in self.register(range_size)]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """For tests that start real Dagster processes: a DAGSTER_HOME with this repo's
+    dagster.yaml, a workspace loading the project, and catalog/index URLs in the environment."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    (tmp_path / "workspace.yaml").write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        "      module_name: descriptor_pipeline.definitions\n"
+        f"      working_directory: {REPO}\n"
+        f"      location_name: {LOCATION}\n"
+    )
+    env = {
+        "DAGSTER_HOME": str(dagster_home),
+        "DESCRIPTOR_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
+        "DESCRIPTOR_INDEX_URL": f"sqlite:///{tmp_path / 'index.sqlite'}",
+        "DESCRIPTOR_CATALOG_MAPPING": "",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield tmp_path
 
 
 @pytest.fixture

@@ -7,12 +7,11 @@ the queued run coordinator and a launched run process to put the change into the
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -42,29 +41,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Path
         time.sleep(0.5)
     tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n--- daemon log ---\n{tail}")
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A DAGSTER_HOME with this repo's dagster.yaml and a workspace loading the project."""
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    (tmp_path / "workspace.yaml").write_text(
-        "load_from:\n"
-        "  - python_module:\n"
-        "      module_name: descriptor_pipeline.definitions\n"
-        f"      working_directory: {REPO}\n"
-    )
-    env = {
-        "DAGSTER_HOME": str(dagster_home),
-        "DESCRIPTOR_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
-        "DESCRIPTOR_INDEX_URL": f"sqlite:///{tmp_path / 'index.sqlite'}",
-        "DESCRIPTOR_CATALOG_MAPPING": "",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    yield tmp_path
 
 
 def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -280,30 +279,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A DAGSTER_HOME with this repo's dagster.yaml, a workspace, and the catalog/index URLs."""
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    (tmp_path / "workspace.yaml").write_text(
-        "load_from:\n"
-        "  - python_module:\n"
-        "      module_name: descriptor_pipeline.definitions\n"
-        f"      working_directory: {REPO}\n"
-        f"      location_name: {LOCATION}\n"
-    )
-    env = {
-        "DAGSTER_HOME": str(dagster_home),
-        "DESCRIPTOR_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
-        "DESCRIPTOR_INDEX_URL": f"sqlite:///{tmp_path / 'index.sqlite'}",
-        "DESCRIPTOR_CATALOG_MAPPING": "",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    yield tmp_path
 
 
 def test_ui_backfill_then_reexecute_the_failed_partition_from_failure(home: Path) -> None:
