@@ -68,6 +68,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         register_id_ranges,
     )
     from descriptor_pipeline.defs.resources import PipelineSettings, build_resources
+    from descriptor_pipeline.refresh import run_tags
 
     if not os.environ.get("DAGSTER_HOME"):
         print(
@@ -98,7 +99,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 "settings": PipelineSettings(publish_table=args.publish_table),
             },
             raise_on_error=False,
-            tags={"descriptor_pipeline/refresh_mode": "cli_backfill"},
+            tags=run_tags("cli_backfill"),
             run_config=QUIET_RUN_CONFIG,
         )
         if not result.success:

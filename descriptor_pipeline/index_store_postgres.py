@@ -63,23 +63,41 @@ def copy_upsert(
     conn.execute(stmt)
 
 
+MIN_PREFIX = 3  # "t:*" would match a third of a catalog: short last words match whole
+RANK_CANDIDATES = 1000  # ranking cost is bounded: broad queries rank this many matches
+
+
 def tsquery(text: str) -> str | None:
     """Words as quoted lexemes ANDed, the last a prefix: no operator from the user survives."""
     tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
     if not tokens:
         return None
     parts = [f"'{t}'" for t in tokens]
-    parts[-1] += ":*"
+    if len(tokens[-1]) >= MIN_PREFIX:
+        parts[-1] += ":*"
     return " & ".join(parts)
 
 
+# Candidates: up to RANK_CANDIDATES full-text matches (GIN) plus exact name matches (btree on
+# lower(name), so "The The" is found even when "the" matches half the catalog); only they
+# are ranked.
 _SEARCH = sa.text("""
+    WITH q AS (SELECT to_tsquery('descriptor_search', :query) AS query),
+    candidates AS (
+        (SELECT d.doc_id FROM descriptor_index d, q
+         WHERE d.search_vector @@ q.query
+           AND (:include_hidden OR NOT d.hidden)
+           AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
+         LIMIT :candidates)
+        UNION
+        (SELECT d.doc_id FROM descriptor_index d
+         WHERE lower(d.name) = lower(:exact)
+           AND (:include_hidden OR NOT d.hidden)
+           AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
+         LIMIT :limit))
     SELECT d.resource_type, d.resource_id, d.document_key, d.name, d.display_text,
            ts_rank_cd(d.search_vector, q.query) AS rank
-    FROM descriptor_index d, to_tsquery('descriptor_search', :query) AS q(query)
-    WHERE d.search_vector @@ q.query
-      AND (:include_hidden OR NOT d.hidden)
-      AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
+    FROM descriptor_index d JOIN candidates c ON c.doc_id = d.doc_id, q
     ORDER BY lower(d.name) = lower(:exact) DESC, rank DESC LIMIT :limit""")
 # No word matched: a fuzzy name lookup through the trigram index (typos, missing spaces).
 _FUZZY = sa.text("""
@@ -98,10 +116,12 @@ def search_postgres(
     query = tsquery(text)
     if query is None:
         return []
+    exact = exact_text(text)
     params = {
         "query": query,
-        "exact": exact_text(text),
+        "exact": exact,
         "limit": limit,
+        "candidates": RANK_CANDIDATES,
         "resource_type": resource_type,
         "include_hidden": include_hidden,
     }
@@ -128,6 +148,12 @@ def create_shadow(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SHADOW_TABLE}")
         conn.exec_driver_sql(f"CREATE TABLE {SHADOW_TABLE} (LIKE {PUBLISHED_TABLE} INCLUDING ALL)")
+        # same owner as the live table (the writer role), so it can take over doc_id's sequence
+        owner = conn.execute(
+            sa.text("SELECT tableowner FROM pg_tables WHERE tablename = :t"),
+            {"t": PUBLISHED_TABLE},
+        ).scalar()
+        conn.exec_driver_sql(f'ALTER TABLE {SHADOW_TABLE} OWNER TO "{owner}"')
 
 
 def _exists(conn: sa.Connection, name: str) -> bool:
@@ -144,6 +170,16 @@ def _lock_published(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"LOCK TABLE {PUBLISHED_TABLE} IN ACCESS EXCLUSIVE MODE")
 
 
+def _give_sequence_to(conn: sa.Connection, table: str) -> None:
+    """doc_id's sequence is shared by live, shadow and previous tables (LIKE copies the default);
+    it must belong to the table that becomes live, or dropping the old one later fails."""
+    sequence = conn.execute(
+        sa.text("SELECT pg_get_serial_sequence(:t, 'doc_id')"), {"t": PUBLISHED_TABLE}
+    ).scalar()
+    if sequence:
+        conn.exec_driver_sql(f"ALTER SEQUENCE {sequence} OWNED BY {table}.doc_id")
+
+
 def swap_in_shadow(engine: sa.Engine) -> None:
     """Publish the shadow atomically; the old index is kept as `descriptor_index_previous`.
 
@@ -156,6 +192,7 @@ def swap_in_shadow(engine: sa.Engine) -> None:
             raise RuntimeError(f"no {SHADOW_TABLE} to swap in: build one first")
         conn.exec_driver_sql(f"GRANT SELECT ON {SHADOW_TABLE} TO {READER_ROLE}")
         _lock_published(conn)
+        _give_sequence_to(conn, SHADOW_TABLE)
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO {PREVIOUS_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE {SHADOW_TABLE} RENAME TO {PUBLISHED_TABLE}")
@@ -167,6 +204,7 @@ def rollback_swap(engine: sa.Engine) -> None:
         if not _exists(conn, PREVIOUS_TABLE):
             raise RuntimeError(f"no {PREVIOUS_TABLE} to roll back to")
         _lock_published(conn)
+        _give_sequence_to(conn, PREVIOUS_TABLE)
         conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO descriptor_index_swap")
         conn.exec_driver_sql(f"ALTER TABLE {PREVIOUS_TABLE} RENAME TO {PUBLISHED_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE descriptor_index_swap RENAME TO {PREVIOUS_TABLE}")

@@ -1,0 +1,539 @@
+"""Benchmarks on PostgreSQL, measured side by side in one run; prints figures and ratios.
+
+    .venv/bin/python -m bench.run_benchmarks --sizes 100000 1000000
+
+For each size: a fresh database with a generated catalog (bench/generate_catalog.py), then
+1. full backfill through the real Dagster assets (in-process `dagster.materialize`, one run per
+   partition, N worker processes) vs the COPY ceiling and the naive per-resource baseline;
+2. no-change rerun; 3. incremental refresh of 1,000 changes (with a genre rename that fans out)
+through the real sensors; 4. lookup latency and 8-client throughput; 5. peak RSS of one
+partition run and index size; 6. throughput vs concurrent partition runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from bench.generate_catalog import generate
+from bench.naive import run_naive
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES, ranges_covering
+
+RESULTS = Path(__file__).parent / "results"
+STAGE_TABLES = (
+    "raw_descriptors",
+    "normalized_descriptors",
+    "descriptor_index",
+    "descriptor_quarantine",
+    "descriptor_refresh_queue",
+)
+RANGE_SIZE = 10_000
+CHUNK_SIZE = 5_000
+
+
+# ---------------------------------------------------------------- worker processes
+
+_instance = None
+
+
+def _worker_init(url: str, keys: list[str]) -> None:
+    import dagster as dg
+
+    global _instance
+    os.environ.setdefault("DAGSTER_HOME", "/tmp")
+    _instance = dg.DagsterInstance.ephemeral()
+    _instance.add_dynamic_partitions("id_range", keys)
+    os.environ["BENCH_URL"] = url
+
+
+def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
+    """One partition through the real assets: what a Dagster run does, minus process start."""
+    import dagster as dg
+
+    from descriptor_pipeline.defs.assets import descriptor_assets
+    from descriptor_pipeline.defs.resources import (
+        CatalogResource,
+        IndexStoreResource,
+        PipelineSettings,
+    )
+
+    url = os.environ["BENCH_URL"]
+    resource_type, id_range = partition
+    result = dg.materialize(
+        descriptor_assets,
+        partition_key=dg.MultiPartitionKey({"resource_type": resource_type, "id_range": id_range}),
+        instance=_instance,
+        resources={
+            "catalog": CatalogResource(url=url),
+            "index_store": IndexStoreResource(url=url),
+            "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
+        },
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    out: dict[str, Any] = {}
+    for asset in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
+        (mat,) = result.asset_materializations_for_node(asset)
+        out[asset] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def run_partitions(
+    url: str, partitions: list[tuple[str, str]], workers: int
+) -> tuple[float, list[dict[str, Any]]]:
+    keys = sorted({k for _, k in partitions})
+    # biggest first so the pool does not end on one long partition
+    order = sorted(partitions, key=lambda p: (p[0] != "track", p[0] != "album", p[1]))
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(url, keys)) as pool:
+        results = list(pool.map(_materialize, order))
+    return time.perf_counter() - started, results
+
+
+def written(results: list[dict[str, Any]], asset: str = "descriptor_index") -> int:
+    return sum(int(r[asset]["rows_written"]) for r in results)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def fresh_database(admin_url: str, name: str) -> str:
+    admin = sa.create_engine(
+        admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def reset_pipeline_tables(url: str) -> None:
+    with psycopg.connect(dsn(url)) as conn:
+        conn.execute(f"TRUNCATE {', '.join(STAGE_TABLES)}")
+
+
+def partitions_for(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(dsn(url)) as conn:
+        max_id = max(
+            conn.execute(f"SELECT coalesce(max(id), 0) FROM music_{t}").fetchone()[0]
+            for t in RESOURCE_TYPES
+        )
+    keys = [r.key for r in ranges_covering(max_id, RANGE_SIZE)]
+    return [(t, k) for t in RESOURCE_TYPES for k in keys]
+
+
+def count_index(url: str) -> int:
+    with psycopg.connect(dsn(url)) as conn:
+        return conn.execute("SELECT count(*) FROM descriptor_index").fetchone()[0]
+
+
+def copy_ceiling(url: str) -> tuple[float, int]:
+    """COPY the published rows (no normalization, no index) into an unindexed table."""
+    columns = (
+        "resource_type, resource_id, document_key, name, display_text, search_name, "
+        "search_aliases, search_facets, search_description, document, hidden, "
+        "normalization_version, content_hash, input_hash, source_updated_at, published_at"
+    )
+    # the dump goes to disk: the harness stays bounded too
+    with tempfile.TemporaryFile() as buffer, psycopg.connect(dsn(url)) as conn:
+        with conn.cursor().copy(f"COPY (SELECT {columns} FROM descriptor_index) TO STDOUT") as cp:
+            for data in cp:
+                buffer.write(data)
+        conn.execute("DROP TABLE IF EXISTS ceiling_index")
+        conn.execute(
+            f"CREATE TABLE ceiling_index AS SELECT {columns} FROM descriptor_index WITH NO DATA"
+        )
+        conn.commit()
+        started = time.perf_counter()
+        buffer.seek(0)
+        with conn.cursor().copy(f"COPY ceiling_index ({columns}) FROM STDIN") as cp:
+            while block := buffer.read(1 << 20):
+                cp.write(block)
+        conn.commit()
+        seconds = time.perf_counter() - started
+        rows = conn.execute("SELECT count(*) FROM ceiling_index").fetchone()[0]
+        conn.execute("DROP TABLE ceiling_index")
+    return seconds, rows
+
+
+def naive_rate(url: str, sample_size: int, seed: int) -> float:
+    from descriptor_pipeline.catalog import CatalogSource
+    from descriptor_pipeline.index_store import create_engine
+    from descriptor_pipeline.stages import normalization_context
+
+    engine = create_engine(url)
+    ctx = normalization_context(CatalogSource(engine))
+    rng = random.Random(seed)
+    with psycopg.connect(dsn(url)) as conn:
+        counts = {
+            t: conn.execute(f"SELECT count(*) FROM music_{t}").fetchone()[0] for t in RESOURCE_TYPES
+        }
+    total = sum(counts.values())
+    sample = []
+    for t in RESOURCE_TYPES:  # the catalog's own mix of types
+        n = max(1, sample_size * counts[t] // total)
+        sample += [(t, rng.randint(1, counts[t])) for _ in range(n)]
+    seconds = run_naive(dsn(url), sample, ctx)
+    engine.dispose()
+    return len(sample) / seconds
+
+
+def incremental(url: str, seed: int) -> dict[str, Any]:
+    """1,000 changed resources incl. one genre rename; sensors find them, runs apply them."""
+    import dagster as dg
+
+    from descriptor_pipeline.defs import sensors
+    from descriptor_pipeline.defs.assets import descriptor_assets
+    from descriptor_pipeline.defs.partitions import register_id_ranges
+    from descriptor_pipeline.defs.resources import (
+        CatalogResource,
+        IndexStoreResource,
+        PipelineSettings,
+    )
+
+    resources = {
+        "catalog": CatalogResource(url=url),
+        "index_store": IndexStoreResource(url=url),
+        "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    with psycopg.connect(dsn(url)) as conn:
+        max_id = conn.execute("SELECT max(id) FROM music_track").fetchone()[0]
+    register_id_ranges(instance, max_id, RANGE_SIZE)
+
+    def tick(sensor: Any, cursor: str | None) -> dg.SensorResult:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return sensor(context)
+
+    first = tick(sensors.incremental_refresh_sensor, None)  # takes the position
+    rng = random.Random(seed)
+    with psycopg.connect(dsn(url)) as conn:
+        genre = conn.execute(
+            "SELECT genre_id FROM music_artist_genres GROUP BY genre_id "
+            "ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()[0]
+        fan = conn.execute(
+            "SELECT count(*) FROM music_artist_genres WHERE genre_id = %s", (genre,)
+        ).fetchone()[0]
+        tracks = conn.execute("SELECT count(*) FROM music_track").fetchone()[0]
+        ids = rng.sample(range(1, tracks + 1), 999)
+        started = time.perf_counter()
+        conn.execute(
+            "UPDATE music_genre SET name = name || ' (renamed)', updated_at = now() WHERE id = %s",
+            (genre,),
+        )
+        conn.execute(
+            "UPDATE music_track SET name = name || ' (remaster)', updated_at = now() "
+            "WHERE id = ANY(%s)",
+            (ids,),
+        )
+        conn.commit()
+    runs = 0
+    cursor = first.cursor
+    result = tick(sensors.incremental_refresh_sensor, cursor)
+    partitions = {str(r.partition_key) for r in result.run_requests}
+    for request in result.run_requests:
+        dg.materialize(
+            descriptor_assets,
+            partition_key=request.partition_key,
+            instance=instance,
+            resources=resources,
+            tags=request.tags,
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        )
+        runs += 1
+    changed_done = time.perf_counter() - started
+    queue_cursor = None
+    for _ in range(50):  # fan-out drains in bounded batches
+        queued = tick(sensors.refresh_queue_sensor, queue_cursor)
+        queue_cursor = queued.cursor
+        if not queued.run_requests:
+            break
+        for request in queued.run_requests:
+            partitions.add(str(request.partition_key))
+            dg.materialize(
+                descriptor_assets,
+                partition_key=request.partition_key,
+                instance=instance,
+                resources=resources,
+                tags=request.tags,
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
+            runs += 1
+    total = time.perf_counter() - started
+    with psycopg.connect(dsn(url)) as conn:
+        reflected = conn.execute(
+            "SELECT count(*) FROM descriptor_index WHERE resource_type = 'track' AND "
+            "resource_id = ANY(%s) AND name LIKE '%%(remaster)'",
+            (ids,),
+        ).fetchone()[0]
+    return {
+        "changed": 1000,
+        "genre_fanout_artists": fan,
+        "runs": runs,
+        "partitions": len(partitions),
+        "seconds_direct_changes": round(changed_done, 2),
+        "seconds_incl_fanout": round(total, 2),
+        "tracks_reflected": reflected,
+    }
+
+
+def lookups(url: str, seed: int, n: int = 1000, clients: int = 8) -> dict[str, float]:
+    from descriptor_pipeline.index_store import IndexStore, create_engine
+
+    store = IndexStore(create_engine(url, pool_size=clients, max_overflow=0))
+    rng = random.Random(seed)
+    with psycopg.connect(dsn(url)) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM descriptor_index TABLESAMPLE SYSTEM (5) LIMIT 20000"
+            )
+        ]
+    queries = []
+    for _ in range(n):
+        words = rng.choice(names).split()
+        k = min(len(words), rng.choice((1, 1, 2, 2, 3)))
+        queries.append(" ".join(words[:k]) if words else "rock")
+    for q in queries[:50]:
+        store.search(q)  # warm the cache as a running service would be
+    latencies = []
+    for q in queries:
+        t = time.perf_counter()
+        store.search(q, limit=10)
+        latencies.append((time.perf_counter() - t) * 1000)
+    latencies.sort()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(lambda q: store.search(q, limit=10), queries * 2))
+    qps = 2 * n / (time.perf_counter() - started)
+    store.engine.dispose()
+    return {
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(latencies[int(0.95 * n) - 1], 2),
+        "p99_ms": round(latencies[int(0.99 * n) - 1], 2),
+        "qps_8_clients": round(qps, 1),
+    }
+
+
+def peak_rss_of_one_partition(url: str) -> float:
+    """MiB of max RSS of a fresh process materializing the biggest track partition."""
+    code = (
+        "import resource, sys; sys.path.insert(0, '.');"
+        "from bench.run_benchmarks import _worker_init, _materialize;"
+        f"_worker_init({url!r}, ['000000000-000009999']);"
+        "_materialize(('track', '000000000-000009999'));"
+        # VmHWM is this process's own peak; ru_maxrss would carry the parent's across execve
+        "print([int(line.split()[1]) for line in open('/proc/self/status')"
+        " if line.startswith('VmHWM')][0] / 1024)"
+    )
+    with psycopg.connect(dsn(url)) as conn:  # make it do the full work again
+        conn.execute(
+            "DELETE FROM raw_descriptors WHERE resource_type = 'track' AND resource_id < 10000"
+        )
+        conn.execute(
+            "DELETE FROM normalized_descriptors WHERE resource_type = 'track' AND "
+            "resource_id < 10000"
+        )
+        conn.execute(
+            "UPDATE descriptor_index SET input_hash = NULL WHERE resource_type = "
+            "'track' AND resource_id < 10000"
+        )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def sizes_on_disk(url: str) -> dict[str, float]:
+    with psycopg.connect(dsn(url)) as conn:
+        row = conn.execute(
+            "SELECT pg_total_relation_size('descriptor_index'), "
+            "pg_relation_size('descriptor_index'), pg_indexes_size('descriptor_index')"
+        ).fetchone()
+    return {
+        "index_table_total_mib": round(row[0] / 2**20, 1),
+        "heap_mib": round(row[1] / 2**20, 1),
+        "indexes_mib": round(row[2] / 2**20, 1),
+    }
+
+
+# ---------------------------------------------------------------- one size
+
+
+def bench_size(
+    admin_url: str, size: int, seed: int, workers: int, naive_sample: int, scaling: bool
+) -> dict[str, Any]:
+    from descriptor_pipeline.index_store import create_engine, run_migrations
+
+    url = fresh_database(admin_url, f"bench_{size}")
+    out: dict[str, Any] = {"resources_requested": size}
+    t = time.perf_counter()
+    out["catalog"] = generate(url, size, seed)
+    out["generate_seconds"] = round(time.perf_counter() - t, 1)
+    engine = create_engine(url)
+    run_migrations(engine)
+    engine.dispose()
+    partitions = partitions_for(url)
+    resources = sum(out["catalog"].values())
+    out["partitions"] = len(partitions)
+
+    seconds, results = run_partitions(url, partitions, workers)
+    published = count_index(url)
+    out["full_backfill"] = {
+        "seconds": round(seconds, 1),
+        "workers": workers,
+        "resources_per_s": round(resources / seconds),
+        "documents_published": published,
+        "rows_written_index": written(results),
+    }
+    ceiling_s, ceiling_rows = copy_ceiling(url)
+    out["ceiling"] = {
+        "seconds": round(ceiling_s, 2),
+        "rows": ceiling_rows,
+        "rows_per_s": round(ceiling_rows / ceiling_s),
+    }
+    rate = naive_rate(url, naive_sample, seed)
+    out["naive"] = {
+        "sample": naive_sample,
+        "resources_per_s": round(rate, 1),
+        "projected_full_seconds": round(resources / rate),
+    }
+    seconds2, results2 = run_partitions(url, partitions, workers)
+    out["no_change_rerun"] = {
+        "seconds": round(seconds2, 1),
+        "rows_written": sum(
+            written(results2, a)
+            for a in ("raw_descriptors", "normalized_descriptors", "descriptor_index")
+        ),
+        "share_of_full": round(seconds2 / seconds, 3),
+    }
+    out["incremental"] = incremental(url, seed)
+    out["lookup"] = lookups(url, seed)
+    out["disk"] = sizes_on_disk(url)
+    out["peak_rss_mib_one_partition"] = round(peak_rss_of_one_partition(url), 1)
+    if scaling:
+        track_parts = [p for p in partitions if p[0] == "track"][:8]
+        out["scaling"] = {}
+        for n in (1, 2, 4):
+            reset_pipeline_tables(url)
+            s, res = run_partitions(url, track_parts, n)
+            rows = sum(int(r["raw_descriptors"]["rows_read"]) for r in res)
+            out["scaling"][str(n)] = {"seconds": round(s, 1), "resources_per_s": round(rows / s)}
+    out["ratios"] = {
+        "ours_over_ceiling": round(
+            out["full_backfill"]["resources_per_s"] / out["ceiling"]["rows_per_s"], 3
+        ),
+        "ours_over_naive": round(
+            out["full_backfill"]["resources_per_s"] / out["naive"]["resources_per_s"], 1
+        ),
+    }
+    return out
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    sizes = list(results)
+    rows = [
+        ("catalog resources", lambda r: sum(r["catalog"].values())),
+        ("partitions (type x 10k ids)", lambda r: r["partitions"]),
+        ("full backfill s", lambda r: r["full_backfill"]["seconds"]),
+        ("  resources/s (ours)", lambda r: r["full_backfill"]["resources_per_s"]),
+        ("  COPY ceiling rows/s", lambda r: r["ceiling"]["rows_per_s"]),
+        ("  naive resources/s", lambda r: r["naive"]["resources_per_s"]),
+        ("  ours / ceiling", lambda r: r["ratios"]["ours_over_ceiling"]),
+        ("  ours / naive", lambda r: r["ratios"]["ours_over_naive"]),
+        ("no-change rerun s", lambda r: r["no_change_rerun"]["seconds"]),
+        ("  rows written", lambda r: r["no_change_rerun"]["rows_written"]),
+        ("  share of full", lambda r: r["no_change_rerun"]["share_of_full"]),
+        ("incremental 1,000 changes s", lambda r: r["incremental"]["seconds_direct_changes"]),
+        ("  incl. genre fan-out s", lambda r: r["incremental"]["seconds_incl_fanout"]),
+        (
+            "  runs / partitions",
+            lambda r: f"{r['incremental']['runs']} / {r['incremental']['partitions']}",
+        ),
+        ("lookup p50 ms", lambda r: r["lookup"]["p50_ms"]),
+        ("lookup p95 ms", lambda r: r["lookup"]["p95_ms"]),
+        ("lookup p99 ms", lambda r: r["lookup"]["p99_ms"]),
+        ("lookup q/s, 8 clients", lambda r: r["lookup"]["qps_8_clients"]),
+        ("peak RSS one partition MiB", lambda r: r["peak_rss_mib_one_partition"]),
+        ("index table on disk MiB", lambda r: r["disk"]["index_table_total_mib"]),
+    ]
+    if all("scaling" in results[s] for s in sizes):
+        for n in ("1", "2", "4"):
+            rows.append(
+                (
+                    f"scaling: {n} concurrent runs r/s",
+                    lambda r, n=n: r["scaling"][n]["resources_per_s"],
+                )
+            )
+    width = max(len(label) for label, _ in rows)
+    print(f"{'':{width}}  " + "  ".join(f"{s:>12}" for s in sizes))
+    for label, get in rows:
+        print(f"{label:{width}}  " + "  ".join(f"{get(results[s])!s:>12}" for s in sizes))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "DESCRIPTOR_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--naive-sample", type=int, default=2000)
+    parser.add_argument("--no-scaling", action="store_true")
+    args = parser.parse_args()
+    machine = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "when": datetime.now(UTC).isoformat(),
+    }
+    with psycopg.connect(dsn(args.pg_url)) as conn:
+        machine["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
+    results = {}
+    for size in args.sizes:
+        print(f"--- {size:,} resources", flush=True)
+        results[f"{size:,}"] = bench_size(
+            args.pg_url, size, args.seed, args.workers, args.naive_sample, not args.no_scaling
+        )
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"bench_{size}.json").write_text(
+            json.dumps({"machine": machine, **results[f"{size:,}"]}, indent=2)
+        )
+    print(f"machine: {machine}")
+    print_table(results)
+    _ = resource
+
+
+if __name__ == "__main__":
+    main()
