@@ -6,7 +6,7 @@ SQLAlchemy Core only; every name comes from `CatalogConfig`, every value is a bo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from descriptor_pipeline.id_ranges import RESOURCE_TYPES, IdRange
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
 
 RAW_COLUMNS = (
     "resource_id",
@@ -157,6 +157,22 @@ class CatalogSource:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
+    def occupied(self, partitions: list[DescriptorPartition]) -> set[DescriptorPartition]:
+        """Partitions whose id range holds at least one catalog row (one index probe each)."""
+        out = set()
+        with self.engine.connect() as conn:
+            for partition in partitions:
+                t = self.resource_table(partition.resource_type)
+                id_col = t.c[self.config.resource(partition.resource_type).id_column]
+                probe = (
+                    sa.select(id_col)
+                    .where(id_col.between(partition.id_range.first, partition.id_range.last))
+                    .limit(1)
+                )
+                if conn.execute(probe).first() is not None:
+                    out.add(partition)
+        return out
+
     def genre_names(self) -> list[str]:
         t = self.resource_table("genre")
         cfg = self.config.genre
@@ -167,10 +183,7 @@ class CatalogSource:
                 if r[0]
             ]
 
-    def iter_chunks(
-        self, resource_type: str, id_range: IdRange, chunk_size: int
-    ) -> Iterator[CatalogChunk]:
-        """Keyset pages of the range: memory is bounded by chunk_size, not by the catalog."""
+    def _raw_select(self, resource_type: str) -> tuple[sa.Select[Any], sa.ColumnElement[int]]:
         t = self.resource_table(resource_type)
         cfg = self.config.resource(resource_type)
         id_col = t.c[cfg.id_column]
@@ -182,6 +195,19 @@ class CatalogSource:
             sa.cast(t.c[cfg.enrichment_column], sa.Text).label("enrichment_data"),
             sa.cast(t.c[cfg.custom_column], sa.Text).label("custom_data"),
         )
+        return select, id_col
+
+    def _frame(self, rows: Sequence[Any], links: dict[int, Any]) -> pd.DataFrame:
+        frame = pd.DataFrame([dict(r) for r in rows], columns=RAW_COLUMNS[:-1])
+        frame["source_updated_at"] = frame["source_updated_at"].map(_iso)
+        frame["links"] = [_json(links.get(int(i), {})) for i in frame["resource_id"]]
+        return frame
+
+    def iter_chunks(
+        self, resource_type: str, id_range: IdRange, chunk_size: int
+    ) -> Iterator[CatalogChunk]:
+        """Keyset pages of the range: memory is bounded by chunk_size, not by the catalog."""
+        select, id_col = self._raw_select(resource_type)
         after = id_range.first - 1
         while after < id_range.last:
             query = (
@@ -194,14 +220,24 @@ class CatalogSource:
                 last = rows[-1]["resource_id"] if len(rows) == chunk_size else id_range.last
                 span = IdRange(after + 1, last)
                 links = self._links(conn, resource_type, span)
-            frame = pd.DataFrame([dict(r) for r in rows], columns=RAW_COLUMNS[:-1])
-            frame["source_updated_at"] = frame["source_updated_at"].map(_iso)
-            frame["links"] = [_json(links.get(int(i), {})) for i in frame["resource_id"]]
-            yield CatalogChunk(span, frame)
+            yield CatalogChunk(span, self._frame(rows, links))
             after = last
 
+    def rows_for_ids(self, resource_type: str, ids: Sequence[int]) -> pd.DataFrame:
+        """Just these rows (a scoped refresh); ids the catalog no longer has are absent."""
+        select, id_col = self._raw_select(resource_type)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select.where(id_col.in_(list(ids))).order_by(id_col)).mappings()
+            rows = rows.all()
+            links = self._links(conn, resource_type, IdRange(min(ids), max(ids)), ids)
+        return self._frame(rows, links)
+
     def _links(
-        self, conn: sa.Connection, resource_type: str, span: IdRange
+        self,
+        conn: sa.Connection,
+        resource_type: str,
+        span: IdRange,
+        ids: Sequence[int] | None = None,
     ) -> dict[int, dict[str, list[dict[str, Any]]]]:
         out: dict[int, dict[str, list[dict[str, Any]]]] = {}
         if resource_type == "genre" and self.config.genre_parent_column:
@@ -215,6 +251,8 @@ class CatalogSource:
                 .join(parent, parent.c[cfg.id_column] == child.c[self.config.genre_parent_column])
                 .where(child.c[cfg.id_column].between(span.first, span.last))
             )
+            if ids is not None:
+                query = query.where(child.c[cfg.id_column].in_(list(ids)))
             for source_id, target_id, name in conn.execute(query):
                 out.setdefault(source_id, {})["parent"] = [{"id": target_id, "name": name}]
         for key, link, target_type in self.config.links_of(resource_type):
@@ -230,6 +268,8 @@ class CatalogSource:
                 .where(lt.c[link.from_column].between(span.first, span.last))
                 .order_by(lt.c[link.from_column], order)
             )
+            if ids is not None:
+                query = query.where(lt.c[link.from_column].in_(list(ids)))
             for source_id, target_id, name in conn.execute(query):
                 out.setdefault(source_id, {}).setdefault(key, []).append(
                     {"id": target_id, "name": name}

@@ -80,10 +80,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     instance = dg.DagsterInstance.get()
     max_id = max(_catalog().max_ids().values())
     added = register_id_ranges(instance, max_id, args.range_size)
-    partitions = all_partitions(instance)
+    from descriptor_pipeline.stages import partitions_with_rows
+
+    registered = all_partitions(instance)
+    partitions = partitions_with_rows(_catalog(), _store(), registered)
     print(
         f"instance: {instance.root_directory} | id ranges added: {len(added)} | "
-        f"partitions: {len(partitions)}"
+        f"partitions: {len(partitions)} with rows of {len(registered)}"
     )
     totals: dict[str, int] = {}
     started = time.perf_counter()

@@ -382,6 +382,27 @@ class IndexStore:
         )
         return [dict(r) for r in conn.execute(query).mappings()]
 
+    def occupied(self, partitions: Sequence[DescriptorPartition]) -> set[DescriptorPartition]:
+        """Partitions that hold rows in any stage table (so a catalog deletion still runs)."""
+        out = set()
+        with self.engine.connect() as conn:
+            for partition in partitions:
+                for table in (raw_descriptors, descriptor_index):
+                    probe = (
+                        sa.select(table.c.resource_id)
+                        .where(
+                            table.c.resource_type == partition.resource_type,
+                            table.c.resource_id.between(
+                                partition.id_range.first, partition.id_range.last
+                            ),
+                        )
+                        .limit(1)
+                    )
+                    if conn.execute(probe).first() is not None:
+                        out.add(partition)
+                        break
+        return out
+
     def invalidate_published(self, resource_type: str, ids: Iterable[int]) -> int:
         """Forget what these documents were built from, so the next publish rebuilds them.
 

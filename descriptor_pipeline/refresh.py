@@ -51,6 +51,31 @@ BULK_MODES = frozenset({"full", "reconcile"})
 QUEUE_REASONS = ("targeted", "fanout", "reconcile")
 
 
+TAG_IDS = "descriptor/ids"
+MAX_SCOPED_IDS = 200  # more changed rows than this in one partition: refresh the whole range
+
+
+def scope_tags(ids: Iterable[int]) -> dict[str, str]:
+    """Tell the run which ids changed, so it reads and writes only those (empty: all)."""
+    unique = sorted({int(i) for i in ids})
+    if not unique or len(unique) > MAX_SCOPED_IDS:
+        return {}
+    return {TAG_IDS: ",".join(map(str, unique))}
+
+
+def parse_scope(tags: Mapping[str, str]) -> frozenset[int] | None:
+    """The ids a run is scoped to, or None for the whole partition."""
+    value = tags.get(TAG_IDS, "").strip()
+    if not value:
+        return None
+    try:
+        return frozenset(int(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError(
+            f"run tag {TAG_IDS} must be comma-separated ids, got {value[:80]!r}"
+        ) from None
+
+
 def run_tags(mode: str, resource_type: str | None = None, **extra: str) -> dict[str, str]:
     """Tags every refresh run carries: the run coordinator limits concurrency by them."""
     tags = {TAG_MODE: mode, TAG_LANE: "bulk" if mode in BULK_MODES else "fresh"}
@@ -394,6 +419,7 @@ class Claim:
     claim_key: str
     reason: str
     rows: int
+    ids: tuple[int, ...] = ()
 
 
 def claim_batch(
@@ -438,11 +464,13 @@ def claim_batch(
                 conn.execute(sa.select(q.c.reason).where(in_partition).distinct()).scalars()
             )
             key = f"queue:{partition.key}:{stamp}"
-            claimed = conn.execute(
-                q.update().where(in_partition).values(claim_key=key, claimed_at=now)
-            ).rowcount
+            ids = tuple(
+                int(i)
+                for i in conn.execute(sa.select(q.c.resource_id).where(in_partition)).scalars()
+            )
+            conn.execute(q.update().where(in_partition).values(claim_key=key, claimed_at=now))
             reason = next((r for r in QUEUE_REASONS if r in reasons), "fanout")
-            claims.append(Claim(partition, key, reason, int(claimed or 0)))
+            claims.append(Claim(partition, key, reason, len(ids), ids))
     return claims
 
 

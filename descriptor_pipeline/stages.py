@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +18,11 @@ from typing import Any
 import orjson
 import pandas as pd
 import pyarrow as pa
+import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
-from descriptor_pipeline.id_ranges import DescriptorPartition
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import (
     PUBLISHED_TABLE,
     IndexStore,
@@ -55,6 +57,7 @@ class StageReport:
     withdrawn: int = 0
     chunks: int = 0
     seconds: float = 0.0
+    scoped_ids: int | None = None  # a scoped refresh: how many ids it was asked to look at
 
     @property
     def changed_nothing(self) -> bool:
@@ -75,12 +78,11 @@ class StageReport:
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "changed_nothing": self.changed_nothing,
+            "scope": "whole partition" if self.scoped_ids is None else f"{self.scoped_ids} ids",
         }
 
 
 def _count_quarantined(store: IndexStore, partition: DescriptorPartition, stage: str) -> int:
-    import sqlalchemy as sa
-
     query = (
         sa.select(sa.func.count())
         .select_from(quarantine)
@@ -88,6 +90,18 @@ def _count_quarantined(store: IndexStore, partition: DescriptorPartition, stage:
     )
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar() or 0)
+
+
+def partitions_with_rows(
+    source: CatalogSource, store: IndexStore, partitions: list[DescriptorPartition]
+) -> list[DescriptorPartition]:
+    """The partitions a full refresh must run: rows in the catalog or in the pipeline's tables.
+
+    Every resource type shares the id ranges, so most type x range combinations of a large
+    catalog are empty (1 of 78 genre ranges at 1M resources); each would still cost a run.
+    """
+    wanted = source.occupied(partitions) | store.occupied(partitions)
+    return [p for p in partitions if p in wanted]
 
 
 # ---------------------------------------------------------------- raw
@@ -163,15 +177,56 @@ def validate_raw(
     return good, rejected
 
 
+def _scoped_ids(
+    partition: DescriptorPartition, only_ids: Iterable[int], chunk_size: int
+) -> Iterator[list[int]]:
+    ids = sorted({int(i) for i in only_ids if int(i) in partition.id_range})
+    for start in range(0, len(ids), chunk_size):
+        yield ids[start : start + chunk_size]
+
+
+def _catalog_chunks(
+    source: CatalogSource,
+    partition: DescriptorPartition,
+    chunk_size: int,
+    only_ids: Iterable[int] | None,
+) -> Iterator[tuple[CatalogChunk, set[int] | None]]:
+    """The whole range in keyset pages, or only the given ids (a scoped refresh)."""
+    if only_ids is None:
+        for chunk in source.iter_chunks(partition.resource_type, partition.id_range, chunk_size):
+            yield chunk, None
+        return
+    for ids in _scoped_ids(partition, only_ids, chunk_size):
+        rows = source.rows_for_ids(partition.resource_type, ids)
+        yield CatalogChunk(IdRange(ids[0], ids[-1]), rows), set(ids)
+
+
+def _within(existing: dict[int, str], scope: set[int] | None) -> dict[int, str]:
+    """Stored hashes the run may change: all of the span, or only the scoped ids."""
+    return existing if scope is None else {i: h for i, h in existing.items() if i in scope}
+
+
 def extract_raw(
-    source: CatalogSource, store: IndexStore, partition: DescriptorPartition, chunk_size: int
+    source: CatalogSource,
+    store: IndexStore,
+    partition: DescriptorPartition,
+    chunk_size: int,
+    only_ids: Iterable[int] | None = None,
 ) -> StageReport:
+    """Catalog rows -> raw_descriptors. With `only_ids`, just those rows are read and synced
+    (an id the catalog no longer has is deleted); otherwise the whole id range."""
     report = StageReport("raw", partition.key)
+    if only_ids is not None:
+        only_ids = frozenset(only_ids)
+        report.scoped_ids = len(only_ids)
     started = time.perf_counter()
-    for chunk in source.iter_chunks(partition.resource_type, partition.id_range, chunk_size):
+    for chunk, scope in _catalog_chunks(source, partition, chunk_size, only_ids):
         with store.engine.begin() as conn:
-            stored = store.existing_hashes(
-                conn, raw_descriptors, "raw_hash", partition.resource_type, chunk.span
+            stored = _within(
+                store.existing_hashes(
+                    conn, raw_descriptors, "raw_hash", partition.resource_type, chunk.span
+                ),
+                scope,
             )
             rows, rejections = validate_raw(chunk.rows, stored)
             now = datetime.now(UTC)
@@ -189,7 +244,9 @@ def extract_raw(
                 keep_ids={r.resource_id for r in rejections},
                 existing=stored,
             )
-            store.record_rejections(conn, partition, "raw", chunk.span, rejections)
+            store.record_rejections(
+                conn, partition, "raw", chunk.span, rejections, resolved_ids=scope
+            )
         counts.read += len(rejections)
         report.counts.add(counts)
         report.rejected += len(rejections)
@@ -268,19 +325,53 @@ def decode_normalized(resource_type: str, stored: pd.DataFrame) -> pd.DataFrame:
     return pa.Table.from_pylist(records, schema=schema).to_pandas(types_mapper=pd.ArrowDtype)
 
 
+def _stage_pages(
+    store: IndexStore,
+    table: sa.Table,
+    partition: DescriptorPartition,
+    chunk_size: int,
+    only_ids: Iterable[int] | None,
+    columns: Sequence[str] | None = None,
+    conn: sa.Connection | None = None,
+) -> Iterator[tuple[IdRange, pd.DataFrame, set[int] | None]]:
+    """Pages of a stage table for the partition: all of it, or only the scoped ids."""
+    if only_ids is None:
+        for span, frame in store.iter_rows(
+            table, partition, chunk_size, conn=conn, columns=columns
+        ):
+            yield span, frame, None
+        return
+    names = list(columns or table.columns.keys())
+    for ids in _scoped_ids(partition, only_ids, chunk_size):
+        if conn is not None:
+            records = store.rows_by_id(conn, table, partition.resource_type, ids)
+        else:
+            with store.engine.connect() as own:
+                records = store.rows_by_id(own, table, partition.resource_type, ids)
+        frame = pd.DataFrame([{k: r[k] for k in names} for r in records], columns=names)
+        yield IdRange(ids[0], ids[-1]), frame, set(ids)
+
+
 def normalize_partition(
     store: IndexStore,
     partition: DescriptorPartition,
     context: NormalizationContext,
     chunk_size: int,
+    only_ids: Iterable[int] | None = None,
 ) -> StageReport:
     report = StageReport("normalize", partition.key)
+    if only_ids is not None:
+        only_ids = frozenset(only_ids)
+        report.scoped_ids = len(only_ids)
     started = time.perf_counter()
     resource_type = partition.resource_type
-    for span, raw in store.iter_rows(raw_descriptors, partition, chunk_size):
+    for span, raw, scope in _stage_pages(store, raw_descriptors, partition, chunk_size, only_ids):
         with store.engine.begin() as conn:
-            existing = store.existing_hashes(
-                conn, normalized_descriptors, "input_hash", resource_type, span
+            existing = _within(
+                store.existing_hashes(
+                    conn, normalized_descriptors, "input_hash", resource_type, span
+                ),
+                scope,
             )
             hashes = {
                 int(i): input_hash(h, context)
@@ -326,6 +417,7 @@ def publish_partition(
     partition: DescriptorPartition,
     chunk_size: int,
     table_name: str = PUBLISHED_TABLE,
+    only_ids: Iterable[int] | None = None,
 ) -> StageReport:
     """Publish the partition's documents in one transaction: readers see before or after.
 
@@ -333,19 +425,29 @@ def publish_partition(
     were published are read in full and rebuilt; a no-change rerun reads two hash columns.
     """
     report = StageReport("publish", partition.key)
+    if only_ids is not None:
+        only_ids = frozenset(only_ids)
+        report.scoped_ids = len(only_ids)
     started = time.perf_counter()
     resource_type = partition.resource_type
     target = store.index_table(table_name)
     with store.engine.begin() as conn:
-        for span, keys in store.iter_records(
+        for span, keys, scope in _stage_pages(
+            store,
             normalized_descriptors,
             partition,
             chunk_size,
-            conn=conn,
+            only_ids,
             columns=["resource_id", "content_hash"],
+            conn=conn,
         ):
-            existing = store.existing_hashes(conn, target, "input_hash", resource_type, span)
-            wanted = {int(k["resource_id"]): publish_hash(k["content_hash"]) for k in keys}
+            existing = _within(
+                store.existing_hashes(conn, target, "input_hash", resource_type, span), scope
+            )
+            wanted = {
+                int(i): publish_hash(h)
+                for i, h in zip(keys["resource_id"], keys["content_hash"], strict=True)
+            }
             todo = [i for i, h in wanted.items() if existing.get(i) != h]
             documents = []
             withdrawn = 0
@@ -368,7 +470,7 @@ def publish_partition(
                 keep_ids=set(wanted) - set(todo),
                 existing=existing,
             )
-            counts.read = len(keys)
+            counts.read = len(wanted)
             counts.unchanged = len(wanted) - len(todo)
             report.counts.add(counts)
             report.withdrawn += withdrawn

@@ -69,7 +69,10 @@ class Deployment:
         return all_partitions(self.instance)
 
     def materialize(
-        self, partition: DescriptorPartition, raise_on_error: bool = True
+        self,
+        partition: DescriptorPartition,
+        raise_on_error: bool = True,
+        tags: dict[str, str] | None = None,
     ) -> dg.ExecuteInProcessResult:
         return dg.materialize(
             descriptor_assets,
@@ -77,6 +80,7 @@ class Deployment:
             instance=self.instance,
             resources=self.resources(),
             raise_on_error=raise_on_error,
+            tags=tags,
         )
 
     def backfill(self, range_size: int = 1000) -> list[dg.ExecuteInProcessResult]:

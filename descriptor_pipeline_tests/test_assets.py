@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from descriptor_pipeline.demo.seed import inject_bad_rows
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import descriptor_index
+from descriptor_pipeline.refresh import MAX_SCOPED_IDS, TAG_IDS, parse_scope, scope_tags
 from descriptor_pipeline_tests.conftest import Deployment, is_postgres, metadata_of
 
 ASSETS = ("raw_descriptors", "normalized_descriptors", "descriptor_index")
@@ -163,3 +164,40 @@ def test_deleted_and_blocked_resources_leave_the_index(deployment: Deployment) -
     assert metadata_of(result, "descriptor_index")["rows_withdrawn"] >= 1
     rows = index_rows(deployment)
     assert ("artist", 7) not in rows and ("artist", 8) not in rows
+
+
+def test_a_scoped_run_touches_only_the_ids_it_is_tagged_with(deployment: Deployment) -> None:
+    """What the refresh sensors do with the changed ids they found (descriptor/ids)."""
+    deployment.register()
+    deployment.materialize(ARTISTS_0)
+    before = index_rows(deployment)
+    catalog_exec(deployment, "UPDATE music_artist SET name = 'Scoped One' WHERE id = 21")
+    catalog_exec(deployment, "UPDATE music_artist SET name = 'Scoped Two' WHERE id = 22")
+    catalog_exec(deployment, "UPDATE music_artist SET name = 'Not In Scope' WHERE id = 23")
+    catalog_exec(deployment, "DELETE FROM music_artist WHERE id = 24")
+    result = deployment.materialize(ARTISTS_0, tags=scope_tags([21, 22, 24]))
+    raw = metadata_of(result, "raw_descriptors")
+    assert (raw["rows_read"], raw["rows_updated"], raw["rows_deleted"]) == (2, 2, 1)
+    assert raw["scope"] == "3 ids"
+    published = metadata_of(result, "descriptor_index")
+    assert (published["rows_read"], published["rows_updated"], published["rows_deleted"]) == (
+        2,
+        2,
+        1,
+    )
+    after = index_rows(deployment)
+    changed = {k for k in before if after.get(k) != before[k]}
+    assert changed == {("artist", 21), ("artist", 22), ("artist", 24)}
+    assert deployment.store.document("artist", 23)["name"] != "Not In Scope"
+    # a whole-partition run picks up what the scoped one was not asked about
+    result = deployment.materialize(ARTISTS_0)
+    assert metadata_of(result, "descriptor_index")["rows_updated"] == 1
+    assert deployment.store.document("artist", 23)["name"] == "Not In Scope"
+
+
+def test_scope_tags_round_trip_and_fall_back_to_the_whole_partition() -> None:
+    assert parse_scope(scope_tags([3, 1, 2, 3])) == frozenset({1, 2, 3})
+    assert scope_tags([]) == {} and parse_scope({}) is None
+    assert scope_tags(range(MAX_SCOPED_IDS + 1)) == {}  # too many: refresh the whole range
+    with pytest.raises(ValueError, match="comma-separated ids"):
+        parse_scope({TAG_IDS: "1,two"})

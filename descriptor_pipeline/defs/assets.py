@@ -7,6 +7,7 @@ import dagster as dg
 
 from descriptor_pipeline.defs.partitions import descriptor_partitions, partition_of
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.refresh import parse_scope
 from descriptor_pipeline.stages import (
     extract_raw,
     normalization_context,
@@ -19,6 +20,12 @@ transient_retry = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 GROUP = "descriptors"
+
+
+def scope_of(context: dg.AssetExecutionContext) -> frozenset[int] | None:
+    """A refresh sensor that knows which ids changed tags the run with them (descriptor/ids):
+    the run then reads and writes only those rows of the partition."""
+    return parse_scope(context.run.tags)
 
 
 @dg.asset(
@@ -35,7 +42,11 @@ def raw_descriptors(
 ) -> dg.MaterializeResult:
     """Catalog rows of the range with their linked rows' names; malformed rows quarantined."""
     report = extract_raw(
-        catalog.source(), index_store.store(), partition_of(context), settings.chunk_size
+        catalog.source(),
+        index_store.store(),
+        partition_of(context),
+        settings.chunk_size,
+        only_ids=scope_of(context),
     )
     return dg.MaterializeResult(metadata=report.metadata())
 
@@ -59,6 +70,7 @@ def normalized_descriptors(
         partition_of(context),
         normalization_context(catalog.source()),
         settings.chunk_size,
+        only_ids=scope_of(context),
     )
     return dg.MaterializeResult(metadata=report.metadata())
 
@@ -75,7 +87,11 @@ def descriptor_index(
 ) -> dg.MaterializeResult:
     """The published search index: one document per resource, written in one transaction."""
     report = publish_partition(
-        index_store.store(), partition_of(context), settings.chunk_size, settings.publish_table
+        index_store.store(),
+        partition_of(context),
+        settings.chunk_size,
+        settings.publish_table,
+        only_ids=scope_of(context),
     )
     return dg.MaterializeResult(metadata=report.metadata())
 

@@ -17,6 +17,7 @@ from descriptor_pipeline import refresh
 from descriptor_pipeline.defs.jobs import refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import all_partitions, multi_partition_key
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.stages import partitions_with_rows
 
 DEFAULT_FULL_REFRESH_CRON = "0 3 * * 0"  # Sundays 03:00
 DEFAULT_RECONCILE_CRON = "30 4 * * *"  # daily 04:30, after the nightly catalog imports
@@ -37,11 +38,14 @@ def _cron(variable: str, default: str) -> str:
     "the sensors cannot see, e.g. a normalization rule bump. Runs on the bulk lane.",
 )
 def full_refresh_schedule(
-    context: dg.ScheduleEvaluationContext,
+    context: dg.ScheduleEvaluationContext, catalog: CatalogResource, index_store: IndexStoreResource
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    partitions = all_partitions(context.instance)
-    if not partitions:
+    registered = all_partitions(context.instance)
+    if not registered:
         return dg.SkipReason("no id ranges registered yet (the growth sensor adds them)")
+    # only partitions with rows somewhere: most type x range combinations of a big catalog
+    # are empty, and each request would cost a run
+    partitions = partitions_with_rows(catalog.source(), index_store.store(), registered)
     stamp = context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
     return [
         dg.RunRequest(

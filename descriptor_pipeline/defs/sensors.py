@@ -125,7 +125,12 @@ def incremental_refresh_sensor(
                 f"{c.resource_id}@{c.updated_at}" for c in changes if c.resource_id in changed_ids
             )
             requests.append(
-                _request(partition, f"incremental:{partition.key}:{digest}", "incremental")
+                _request(
+                    partition,
+                    f"incremental:{partition.key}:{digest}",
+                    "incremental",
+                    **refresh.scope_tags(changed_ids),
+                )
             )
     for line in found:
         context.log.info(line)
@@ -188,6 +193,7 @@ def refresh_queue_sensor(
                 claim.claim_key,
                 claim.reason,
                 **{refresh.TAG_CLAIM: claim.claim_key},
+                **refresh.scope_tags(claim.ids),
             )
         )
     refresh.ack_claims(store, covered)
