@@ -1,0 +1,94 @@
+"""Render the figures table of docs/benchmarks.md from bench/results/*.json (no hand copying).
+
+.venv/bin/python -m bench.report > /tmp/table.md
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+ROWS: list[tuple[str, Any]] = [
+    ("catalog resources", lambda r: f"{sum(r['catalog'].values()):,}"),
+    (
+        "partitions run (with rows) / registered",
+        lambda r: f"{r['partitions']} / {r['partitions_registered']}",
+    ),
+    ("**full backfill**, s (2 worker processes)", lambda r: r["full_backfill"]["seconds"]),
+    ("resources/s: ours", lambda r: f"{r['full_backfill']['resources_per_s']:,}"),
+    (
+        "rows/s: COPY ceiling (same final rows, unindexed table)",
+        lambda r: f"{r['ceiling']['rows_per_s']:,}",
+    ),
+    (
+        "resources/s: naive (one task per resource, own commit)",
+        lambda r: f"{r['naive']['resources_per_s']:,}",
+    ),
+    ("ratio ours / ceiling (target ≥ 0.5)", lambda r: r["ratios"]["ours_over_ceiling"]),
+    ("ratio ours / naive (target ≥ 10)", lambda r: r["ratios"]["ours_over_naive"]),
+    ("**no-change rerun**, s", lambda r: r["no_change_rerun"]["seconds"]),
+    ("rows written by the rerun", lambda r: r["no_change_rerun"]["rows_written"]),
+    ("rerun as share of full (target ≤ 0.05)", lambda r: r["no_change_rerun"]["share_of_full"]),
+    (
+        "**incremental**: 1,000 changes → index, s (target < 10)",
+        lambda r: r["incremental"]["seconds_direct_changes"],
+    ),
+    (
+        "incremental incl. the genre rename's fan-out, s",
+        lambda r: r["incremental"]["seconds_incl_fanout"],
+    ),
+    ("artists embedding the renamed genre", lambda r: r["incremental"]["genre_fanout_artists"]),
+    ("runs (= partitions) for the 1,000 changes", lambda r: f"{r['incremental']['runs']}"),
+    (
+        "**lookup** p50 / p95 / p99, ms (target p95 < 20)",
+        lambda r: f"{r['lookup']['p50_ms']} / {r['lookup']['p95_ms']} / {r['lookup']['p99_ms']}",
+    ),
+    ("lookup queries/s, 8 concurrent clients", lambda r: r["lookup"]["qps_8_clients"]),
+    ("**peak RSS** of one 10k-row partition run, MiB", lambda r: r["peak_rss_mib_one_partition"]),
+    (
+        "index table on disk (heap + indexes), MiB",
+        lambda r: (
+            f"{r['disk']['index_table_total_mib']} "
+            f"({r['disk']['heap_mib']} + {r['disk']['indexes_mib']})"
+        ),
+    ),
+    (
+        "**scaling**: resources/s with 1 / 2 / 4 concurrent runs",
+        lambda r: " / ".join(f"{r['scaling'][n]['resources_per_s']:,}" for n in ("1", "2", "4")),
+    ),
+]
+
+
+def load() -> dict[int, dict[str, Any]]:
+    return {
+        int(p.stem.split("_")[1]): json.loads(p.read_text())
+        for p in sorted(RESULTS.glob("bench_*.json"))
+    }
+
+
+def table(results: dict[int, dict[str, Any]]) -> str:
+    sizes = sorted(results)
+    lines = [
+        "| | " + " | ".join(f"{s:,}" for s in sizes) + " |",
+        "| --- |" + " ---: |" * len(sizes),
+    ]
+    for label, get in ROWS:
+        lines.append(f"| {label} | " + " | ".join(str(get(results[s])) for s in sizes) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    results = load()
+    machine = next(iter(results.values()))["machine"]
+    print(table(results))
+    print(
+        f"\nMachine: {machine['cpus']} cores, Python {machine['python']}, PostgreSQL "
+        f"{machine['postgres']}, {machine['platform']}; run {machine['when'][:16]} UTC."
+    )
+
+
+if __name__ == "__main__":
+    main()
