@@ -69,6 +69,13 @@ def load() -> dict[int, dict[str, Any]]:
     }
 
 
+def _cell(get: Any, result: dict[str, Any]) -> str:
+    try:
+        return str(get(result))
+    except KeyError:  # e.g. a run with --no-scaling
+        return "—"
+
+
 def table(results: dict[int, dict[str, Any]]) -> str:
     sizes = sorted(results)
     lines = [
@@ -76,7 +83,7 @@ def table(results: dict[int, dict[str, Any]]) -> str:
         "| --- |" + " ---: |" * len(sizes),
     ]
     for label, get in ROWS:
-        lines.append(f"| {label} | " + " | ".join(str(get(results[s])) for s in sizes) + " |")
+        lines.append(f"| {label} | " + " | ".join(_cell(get, results[s]) for s in sizes) + " |")
     return "\n".join(lines)
 
 

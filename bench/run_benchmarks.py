@@ -18,7 +18,6 @@ import multiprocessing
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -282,7 +281,9 @@ def incremental(url: str, seed: int) -> dict[str, Any]:
     cursor = first.cursor
     result = tick(sensors.incremental_refresh_sensor, cursor)
     partitions = {str(r.partition_key) for r in result.run_requests}
-    for request in result.run_requests:
+
+    def run(request: dg.RunRequest) -> None:
+        """What the daemon does with a request (here one after another, in this process)."""
         dg.materialize(
             descriptor_assets,
             partition_key=request.partition_key,
@@ -291,6 +292,9 @@ def incremental(url: str, seed: int) -> dict[str, Any]:
             tags=request.tags,
             run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         )
+
+    for request in result.run_requests:
+        run(request)
         runs += 1
     changed_done = time.perf_counter() - started
     queue_cursor = None
@@ -301,14 +305,7 @@ def incremental(url: str, seed: int) -> dict[str, Any]:
             break
         for request in queued.run_requests:
             partitions.add(str(request.partition_key))
-            dg.materialize(
-                descriptor_assets,
-                partition_key=request.partition_key,
-                instance=instance,
-                resources=resources,
-                tags=request.tags,
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-            )
+            run(request)
             runs += 1
     total = time.perf_counter() - started
     with psycopg.connect(dsn(url)) as conn:
@@ -486,50 +483,6 @@ def bench_size(
     return out
 
 
-def print_table(results: dict[str, dict[str, Any]]) -> None:
-    sizes = list(results)
-    rows = [
-        ("catalog resources", lambda r: sum(r["catalog"].values())),
-        (
-            "partitions with rows / registered",
-            lambda r: f"{r['partitions']} / {r.get('partitions_registered', '?')}",
-        ),
-        ("full backfill s", lambda r: r["full_backfill"]["seconds"]),
-        ("  resources/s (ours)", lambda r: r["full_backfill"]["resources_per_s"]),
-        ("  COPY ceiling rows/s", lambda r: r["ceiling"]["rows_per_s"]),
-        ("  naive resources/s", lambda r: r["naive"]["resources_per_s"]),
-        ("  ours / ceiling", lambda r: r["ratios"]["ours_over_ceiling"]),
-        ("  ours / naive", lambda r: r["ratios"]["ours_over_naive"]),
-        ("no-change rerun s", lambda r: r["no_change_rerun"]["seconds"]),
-        ("  rows written", lambda r: r["no_change_rerun"]["rows_written"]),
-        ("  share of full", lambda r: r["no_change_rerun"]["share_of_full"]),
-        ("incremental 1,000 changes s", lambda r: r["incremental"]["seconds_direct_changes"]),
-        ("  incl. genre fan-out s", lambda r: r["incremental"]["seconds_incl_fanout"]),
-        (
-            "  runs / partitions",
-            lambda r: f"{r['incremental']['runs']} / {r['incremental']['partitions']}",
-        ),
-        ("lookup p50 ms", lambda r: r["lookup"]["p50_ms"]),
-        ("lookup p95 ms", lambda r: r["lookup"]["p95_ms"]),
-        ("lookup p99 ms", lambda r: r["lookup"]["p99_ms"]),
-        ("lookup q/s, 8 clients", lambda r: r["lookup"]["qps_8_clients"]),
-        ("peak RSS one partition MiB", lambda r: r["peak_rss_mib_one_partition"]),
-        ("index table on disk MiB", lambda r: r["disk"]["index_table_total_mib"]),
-    ]
-    if all("scaling" in results[s] for s in sizes):
-        for n in ("1", "2", "4"):
-            rows.append(
-                (
-                    f"scaling: {n} concurrent runs r/s",
-                    lambda r, n=n: r["scaling"][n]["resources_per_s"],
-                )
-            )
-    width = max(len(label) for label, _ in rows)
-    print(f"{'':{width}}  " + "  ".join(f"{s:>12}" for s in sizes))
-    for label, get in rows:
-        print(f"{label:{width}}  " + "  ".join(f"{get(results[s])!s:>12}" for s in sizes))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -565,8 +518,9 @@ def main() -> None:
             json.dumps({"machine": machine, **results[f"{size:,}"]}, indent=2)
         )
     print(f"machine: {machine}")
-    print_table(results)
-    _ = resource
+    from bench.report import load, table
+
+    print(table(load()))
 
 
 if __name__ == "__main__":

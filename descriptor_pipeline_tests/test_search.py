@@ -86,3 +86,26 @@ def test_cli_search(
     assert cli_main(["search", "shoegaze", "--limit", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) <= 3 and "genre:" in out[0] and "shoegaze" in out[0]
+
+
+def test_cli_search_into_a_closed_pipe_exits_0(indexed: Deployment, tmp_path: Path) -> None:
+    """`search … | grep -q x` closes the pipe early; with pipefail the CLI must still exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DESCRIPTOR_INDEX_URL": indexed.index_url,
+        "DESCRIPTOR_PIPELINE_DATA": str(tmp_path),
+    }
+    cli = Path(sys.executable).parent / "descriptor-pipeline"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", f"'{cli}' search 'rock' --limit 200 | head -c 1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "BrokenPipeError" not in done.stderr
