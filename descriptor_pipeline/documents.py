@@ -141,17 +141,3 @@ def document_from_stored(resource_type: str, stored: dict[str, Any]) -> dict[str
     document = build_document(resource_type, row)
     document["input_hash"] = publish_hash(stored["content_hash"])
     return document
-
-
-def build_documents(
-    resource_type: str, normalized: pd.DataFrame
-) -> tuple[list[dict[str, Any]], int]:
-    """Documents for every publishable row; blocked rows are withdrawn (and counted)."""
-    documents: list[dict[str, Any]] = []
-    withdrawn = 0
-    for row in normalized.to_dict("records"):
-        if bool(row.get("blocked") or False):
-            withdrawn += 1
-            continue
-        documents.append(build_document(resource_type, row))
-    return documents, withdrawn

@@ -197,6 +197,18 @@ class SearchHit:
     display_text: str
     rank: float
 
+    @classmethod
+    def from_row(cls, row: Any) -> SearchHit:
+        """One result row of either dialect's search query."""
+        return cls(
+            row.resource_type,
+            int(row.resource_id),
+            row.document_key,
+            row.name,
+            row.display_text,
+            float(row.rank),
+        )
+
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
@@ -530,17 +542,7 @@ class IndexStore:
                     "include_hidden": include_hidden,
                 },
             ).all()
-        return [
-            SearchHit(
-                r.resource_type,
-                int(r.resource_id),
-                r.document_key,
-                r.name,
-                r.display_text,
-                float(r.rank),
-            )
-            for r in rows
-        ]
+        return [SearchHit.from_row(r) for r in rows]
 
     def counts(self) -> pd.DataFrame:
         """Rows per resource type in every stage table and in quarantine."""

@@ -127,17 +127,7 @@ def search_postgres(
     }
     with engine.connect() as conn:
         rows = conn.execute(_SEARCH, params).all() or conn.execute(_FUZZY, params).all()
-    return [
-        SearchHit(
-            r.resource_type,
-            int(r.resource_id),
-            r.document_key,
-            r.name,
-            r.display_text,
-            float(r.rank),
-        )
-        for r in rows
-    ]
+    return [SearchHit.from_row(r) for r in rows]
 
 
 # ---------------------------------------------------------------- shadow build, swap, rollback

@@ -653,8 +653,8 @@ def reconcile_partition(
 ) -> ReconcileReport:
     """Diff one partition without writing: catalog rows are hashed exactly as extraction does,
     so a change that did not bump `updated_at` (an M2M link, a linked rename) shows as stale."""
-    from descriptor_pipeline.documents import build_documents
-    from descriptor_pipeline.stages import decode_normalized, validate_raw
+    from descriptor_pipeline.documents import document_from_stored
+    from descriptor_pipeline.stages import validate_raw
 
     report = ReconcileReport(partition)
     catalog_ids: set[int] = set()
@@ -695,15 +695,14 @@ def reconcile_partition(
                 sa.select(quarantine.c.resource_id).where(in_partition(quarantine))
             ).scalars()
         )
-    # the documents the stored normalized rows would publish now, exactly as publishing builds
-    # them: a different hash means the index lags behind its own pipeline
+    # the documents the stored normalized rows would publish now, built by the same function
+    # publishing uses: a different hash means the index lags behind its own pipeline
     expected: dict[int, str] = {}
-    for _, stored in store.iter_rows(normalized_descriptors, partition, chunk_size):
-        if len(stored):
-            documents, _ = build_documents(
-                partition.resource_type, decode_normalized(partition.resource_type, stored)
-            )
-            expected.update({int(d["resource_id"]): d["content_hash"] for d in documents})
+    for _, records in store.iter_records(normalized_descriptors, partition, chunk_size):
+        for stored in records:
+            document = document_from_stored(partition.resource_type, stored)
+            if document is not None:  # blocked: withdrawn, not expected in the index
+                expected[int(stored["resource_id"])] = document["content_hash"]
     for resource_id, digest in catalog_hash.items():
         if raw.get(resource_id) != digest:
             report.stale.add(resource_id)

@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 import pandas as pd
-import pyarrow as pa
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
@@ -38,7 +37,7 @@ from descriptor_pipeline.normalization import (
     normalize_frame,
 )
 from descriptor_pipeline.rejections import Rejection
-from descriptor_pipeline.schema import fields_of, normalized_arrow_schema
+from descriptor_pipeline.schema import fields_of
 
 MAX_SOURCE_BYTES = 512 * 1024  # one JSON column larger than this is quarantined, not parsed
 SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")
@@ -299,30 +298,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return value
-
-
-def decode_normalized(resource_type: str, stored: pd.DataFrame) -> pd.DataFrame:
-    """Stored normalized rows -> the typed frame of the canonical schema (Arrow dtypes)."""
-    schema = normalized_arrow_schema(resource_type)
-    records = []
-    for row in stored.to_dict("records"):
-        fields = row["fields"] if isinstance(row["fields"], dict) else orjson.loads(row["fields"])
-        provenance = row["provenance"]
-        records.append(
-            {
-                **fields,
-                "resource_type": resource_type,
-                "resource_id": int(row["resource_id"]),
-                "source_updated_at": _plain(row["source_updated_at"]),
-                "raw_hash": row["raw_hash"],
-                "provenance": provenance
-                if isinstance(provenance, str)
-                else orjson.dumps(provenance, option=orjson.OPT_SORT_KEYS).decode(),
-                "normalization_version": row["normalization_version"],
-                "content_hash": row["content_hash"],
-            }
-        )
-    return pa.Table.from_pylist(records, schema=schema).to_pandas(types_mapper=pd.ArrowDtype)
 
 
 def _stage_pages(
