@@ -164,8 +164,9 @@ def test_dagster_instance_on_postgres_stores_runs_and_partition_status(
     # dagster-postgres needs psycopg2: SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3,
     # on which dagster's `NOTIFY run_events, %(id)s` fails (server-side parameters).
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", pg_url.replace("+psycopg", "+psycopg2"))
-    instance = dg.DagsterInstance.from_config(str(home))
-    try:
+    # entered, as Dagster intends: that binds this instance as the current defs-state storage
+    # (a bare instance would resolve whatever an earlier test in the process left bound)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         dep = Deployment(pg_url, pg_url, instance)
         dep.store  # noqa: B018
         seed_catalog(dep.catalog.engine)
@@ -184,5 +185,3 @@ def test_dagster_instance_on_postgres_stores_runs_and_partition_status(
                 )
             ).scalar()
         assert runs == 1 and events == 3
-    finally:
-        instance.dispose()
