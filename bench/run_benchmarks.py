@@ -42,6 +42,8 @@ STAGE_TABLES = (
     "descriptor_index",
     "descriptor_quarantine",
     "descriptor_refresh_queue",
+    "descriptor_range_fingerprint",
+    "descriptor_quality_profile",
 )
 RANGE_SIZE = 10_000
 CHUNK_SIZE = 5_000
@@ -50,27 +52,47 @@ CHUNK_SIZE = 5_000
 # ---------------------------------------------------------------- worker processes
 
 _instance = None
+_CHECKS = True
 
 
-def _worker_init(url: str, keys: list[str]) -> None:
+def real_instance_home(keys: list[str]) -> str:
+    """A DAGSTER_HOME with the repo's dagster.yaml (SQLite storage: run and event-log writes
+    included, as a run launched from the UI records them) and the id ranges registered."""
+    import shutil
+
     import dagster as dg
 
-    global _instance
-    os.environ.setdefault("DAGSTER_HOME", "/tmp")
-    _instance = dg.DagsterInstance.ephemeral()
-    _instance.add_dynamic_partitions("id_range", keys)
+    home = tempfile.mkdtemp(prefix="bench_home_")
+    shutil.copy(Path(__file__).parents[1] / "dagster.yaml", home)
+    with dg.DagsterInstance.from_config(home) as instance:
+        instance.add_dynamic_partitions("id_range", keys)
+    return home
+
+
+def _worker_init(url: str, keys: list[str], home: str | None = None, checks: bool = True) -> None:
+    import dagster as dg
+
+    global _instance, _CHECKS
+    home = home or real_instance_home(keys)
+    os.environ["DAGSTER_HOME"] = home
+    _instance = dg.DagsterInstance.from_config(home)
     os.environ["BENCH_URL"] = url
+    _CHECKS = checks
 
 
 def _ready(_: int) -> bool:
     import descriptor_pipeline.defs.assets  # noqa: F401 - imported before the clock starts
+    from descriptor_pipeline import quality
 
+    if _CHECKS:
+        quality.suite_for("raw", "genre")  # GX imported and its context built once per process
     time.sleep(0.2)  # hold the worker so every worker gets one warm-up task
     return True
 
 
 def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
-    """One partition through the real assets: what a Dagster run does, minus process start."""
+    """One partition through the real assets and, unless deselected, their checks (evaluated in
+    the asset steps): what a Dagster run does, minus process start."""
     import dagster as dg
 
     from descriptor_pipeline.defs.assets import descriptor_assets
@@ -82,8 +104,10 @@ def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
 
     url = os.environ["BENCH_URL"]
     resource_type, id_range = partition
+    selection = dg.AssetSelection.all()
     result = dg.materialize(
         descriptor_assets,
+        selection=selection if _CHECKS else selection.without_checks(),
         partition_key=dg.MultiPartitionKey({"resource_type": resource_type, "id_range": id_range}),
         instance=_instance,
         resources={
@@ -92,8 +116,9 @@ def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
             "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
         },
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        raise_on_error=False,
     )
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"success": result.success}
     for asset in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
         (mat,) = result.asset_materializations_for_node(asset)
         out[asset] = {k: v.value for k, v in mat.metadata.items()}
@@ -101,9 +126,10 @@ def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
 
 
 def run_partitions(
-    url: str, partitions: list[tuple[str, str]], workers: int
+    url: str, partitions: list[tuple[str, str]], workers: int, checks: bool = True
 ) -> tuple[float, list[dict[str, Any]]]:
     keys = sorted({k for _, k in partitions})
+    home = real_instance_home(keys)  # one real instance shared by the workers
     # biggest first so the pool does not end on one long partition
     order = sorted(partitions, key=lambda p: (p[0] != "track", p[0] != "album", p[1]))
     # spawn, not fork: a forked worker can inherit a lock held by one of the parent's threads
@@ -112,7 +138,7 @@ def run_partitions(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(url, keys),
+        initargs=(url, keys, home, checks),
     ) as pool:
         list(pool.map(_ready, range(workers)))  # process start and imports are not timed
         started = time.perf_counter()
@@ -363,12 +389,12 @@ def lookups(url: str, seed: int, n: int = 1000, clients: int = 8) -> dict[str, f
     }
 
 
-def peak_rss_of_one_partition(url: str) -> float:
-    """MiB of max RSS of a fresh process materializing the biggest track partition."""
+def peak_rss_of_one_partition(url: str, checks: bool = True) -> float:
+    """MiB of max RSS of a fresh process materializing the first track partition."""
     code = (
         "import resource, sys; sys.path.insert(0, '.');"
         "from bench.run_benchmarks import _worker_init, _materialize;"
-        f"_worker_init({url!r}, ['000000000-000009999']);"
+        f"_worker_init({url!r}, ['000000000-000009999'], checks={checks!r});"
         "_materialize(('track', '000000000-000009999'));"
         # VmHWM is this process's own peak; ru_maxrss would carry the parent's across execve
         "print([int(line.split()[1]) for line in open('/proc/self/status')"
@@ -386,6 +412,7 @@ def peak_rss_of_one_partition(url: str) -> float:
             "UPDATE descriptor_index SET input_hash = NULL WHERE resource_type = "
             "'track' AND resource_id < 10000"
         )
+        conn.execute("DELETE FROM descriptor_range_fingerprint")
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -412,6 +439,14 @@ def sizes_on_disk(url: str) -> dict[str, float]:
 # ---------------------------------------------------------------- one size
 
 
+def _ratio(ours: float, theirs: float | None) -> float | None:
+    return round(ours / theirs, 3) if theirs else None
+
+
+def _dlt_rate(peers: dict[str, Any], mode: str) -> float | None:
+    return peers.get("dlt", {}).get(mode, {}).get("first_load", {}).get("rows_per_s")
+
+
 def bench_size(
     admin_url: str, size: int, seed: int, workers: int, naive_sample: int, scaling: bool
 ) -> dict[str, Any]:
@@ -430,14 +465,27 @@ def bench_size(
     out["partitions"] = len(partitions)
     out["partitions_registered"] = registered
 
+    # the same backfill twice: assets only (checks deselected), then the production shape
+    seconds_assets, _ = run_partitions(url, partitions, workers, checks=False)
+    reset_pipeline_tables(url)
     seconds, results = run_partitions(url, partitions, workers)
     published = count_index(url)
+    checks_seconds = sum(
+        float(r[a].get("checks_seconds", 0.0))
+        for r in results
+        for a in ("raw_descriptors", "normalized_descriptors", "descriptor_index")
+    )
     out["full_backfill"] = {
         "seconds": round(seconds, 1),
         "workers": workers,
         "resources_per_s": round(resources / seconds),
         "documents_published": published,
         "rows_written_index": written(results),
+        "failed_runs": sum(not r["success"] for r in results),
+        "seconds_assets_only": round(seconds_assets, 1),
+        "checks_share_of_wall": round(1 - seconds_assets / seconds, 3),
+        # the same share from inside the runs: building facts + validating, over run time
+        "checks_share_in_steps": round(checks_seconds / (seconds * workers), 3),
     }
     ceiling_s, ceiling_rows = copy_ceiling(url)
     out["ceiling"] = {
@@ -460,10 +508,16 @@ def bench_size(
         ),
         "share_of_full": round(seconds2 / seconds, 3),
     }
+    from bench.peers import run_all
+
+    out["peers"] = run_all(url)
     out["incremental"] = incremental(url, seed)
     out["lookup"] = lookups(url, seed)
     out["disk"] = sizes_on_disk(url)
     out["peak_rss_mib_one_partition"] = round(peak_rss_of_one_partition(url), 1)
+    out["peak_rss_mib_one_partition_no_checks"] = round(
+        peak_rss_of_one_partition(url, checks=False), 1
+    )
     if scaling:
         track_parts = [p for p in partitions if p[0] == "track"][:8]
         out["scaling"] = {}
@@ -472,12 +526,20 @@ def bench_size(
             s, res = run_partitions(url, track_parts, n)
             rows = sum(int(r["raw_descriptors"]["rows_read"]) for r in res)
             out["scaling"][str(n)] = {"seconds": round(s, 1), "resources_per_s": round(rows / s)}
+    ours = out["full_backfill"]["resources_per_s"]
+    peers = out["peers"]
     out["ratios"] = {
-        "ours_over_ceiling": round(
-            out["full_backfill"]["resources_per_s"] / out["ceiling"]["rows_per_s"], 3
+        "ours_over_ceiling": round(ours / out["ceiling"]["rows_per_s"], 3),
+        "ours_over_naive": round(ours / out["naive"]["resources_per_s"], 1),
+        "ours_over_dlt": _ratio(ours, _dlt_rate(peers, "plain")),
+        "ours_over_dlt_normalized": _ratio(ours, _dlt_rate(peers, "normalize")),
+        "ours_over_copy_plain": _ratio(ours, peers.get("copy_plain", {}).get("rows_per_s")),
+        "ours_over_copy_index_shape": _ratio(
+            ours, peers.get("copy_index_shape", {}).get("rows_per_s")
         ),
-        "ours_over_naive": round(
-            out["full_backfill"]["resources_per_s"] / out["naive"]["resources_per_s"], 1
+        "ours_over_set_based": _ratio(ours, peers.get("set_based", {}).get("resources_per_s")),
+        "rss_with_over_without_checks": round(
+            out["peak_rss_mib_one_partition"] / out["peak_rss_mib_one_partition_no_checks"], 2
         ),
     }
     return out

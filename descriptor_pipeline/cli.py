@@ -61,7 +61,6 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from descriptor_pipeline.defs.assets import descriptor_assets
-    from descriptor_pipeline.defs.checks import asset_checks
     from descriptor_pipeline.defs.partitions import (
         all_partitions,
         multi_partition_key,
@@ -94,7 +93,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     for partition in partitions:
         t0 = time.perf_counter()
         result = dg.materialize(
-            [*descriptor_assets, *asset_checks],
+            descriptor_assets,
             partition_key=multi_partition_key(partition),
             instance=instance,
             resources={

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,7 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
+from descriptor_pipeline.catalog import SOURCE_COLUMNS, CatalogChunk, CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import (
@@ -40,8 +40,10 @@ from descriptor_pipeline.rejections import Rejection
 from descriptor_pipeline.schema import fields_of
 
 MAX_SOURCE_BYTES = 512 * 1024  # one JSON column larger than this is quarantined, not parsed
-SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")
 HASHED_COLUMNS = ("name", *SOURCE_COLUMNS, "links")  # updated_at alone is not a change
+# Receives, per chunk, the rows a stage writes (new or changed), while they are still in memory:
+# the asset checks validate these instead of re-reading the partition from the stage table.
+RowObserver = Callable[[list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -57,6 +59,29 @@ class StageReport:
     chunks: int = 0
     seconds: float = 0.0
     scoped_ids: int | None = None  # a scoped refresh: how many ids it was asked to look at
+
+    partitions: int = 1  # >1 when a backfill packed several partitions into one run
+    catalog_unchanged: bool = False  # the range's fingerprint matched: nothing was read
+
+    @classmethod
+    def combined(cls, reports: Sequence[StageReport]) -> StageReport:
+        """One report for a run that processed several partitions of one asset."""
+        if len(reports) == 1:
+            return reports[0]
+        out = cls(reports[0].stage, f"{reports[0].partition_key}..{reports[-1].partition_key}")
+        out.partitions = len(reports)
+        out.catalog_unchanged = True
+        for report in reports:
+            out.counts.add(report.counts)
+            out.rejected += report.rejected
+            out.quarantined += report.quarantined
+            out.withdrawn += report.withdrawn
+            out.chunks += report.chunks
+            out.seconds += report.seconds
+            out.catalog_unchanged = out.catalog_unchanged and report.catalog_unchanged
+            if report.scoped_ids is not None:
+                out.scoped_ids = (out.scoped_ids or 0) + report.scoped_ids
+        return out
 
     @property
     def changed_nothing(self) -> bool:
@@ -78,6 +103,8 @@ class StageReport:
             "seconds": round(self.seconds, 3),
             "changed_nothing": self.changed_nothing,
             "scope": "whole partition" if self.scoped_ids is None else f"{self.scoped_ids} ids",
+            "partitions_in_run": self.partitions,
+            "catalog_unchanged": self.catalog_unchanged,
         }
 
 
@@ -211,6 +238,7 @@ def extract_raw(
     partition: DescriptorPartition,
     chunk_size: int,
     only_ids: Iterable[int] | None = None,
+    observe: RowObserver | None = None,
 ) -> StageReport:
     """Catalog rows -> raw_descriptors. With `only_ids`, just those rows are read and synced
     (an id the catalog no longer has is deleted); otherwise the whole id range."""
@@ -219,6 +247,20 @@ def extract_raw(
         only_ids = frozenset(only_ids)
         report.scoped_ids = len(only_ids)
     started = time.perf_counter()
+    # taken before reading: a change that lands during the read changes the next fingerprint
+    fingerprint = (
+        source.fingerprint(partition.resource_type, partition.id_range)
+        if only_ids is None
+        else None
+    )
+    if fingerprint is not None:
+        unchanged = store.unchanged_rows(partition, fingerprint)
+        if unchanged is not None:
+            report.catalog_unchanged = True
+            report.counts.unchanged = unchanged
+            report.quarantined = _count_quarantined(store, partition, "raw")
+            report.seconds = time.perf_counter() - started
+            return report
     for chunk, scope in _catalog_chunks(source, partition, chunk_size, only_ids):
         with store.engine.begin() as conn:
             stored = _within(
@@ -246,10 +288,14 @@ def extract_raw(
             store.record_rejections(
                 conn, partition, "raw", chunk.span, rejections, resolved_ids=scope
             )
+        if observe is not None:
+            observe([r for r in rows if stored.get(int(r["resource_id"])) != r["raw_hash"]])
         counts.read += len(rejections)
         report.counts.add(counts)
         report.rejected += len(rejections)
         report.chunks += 1
+    if only_ids is None:
+        store.record_fingerprint(partition, fingerprint)
     report.quarantined = _count_quarantined(store, partition, "raw")
     report.seconds = time.perf_counter() - started
     return report
@@ -333,6 +379,7 @@ def normalize_partition(
     context: NormalizationContext,
     chunk_size: int,
     only_ids: Iterable[int] | None = None,
+    observe: RowObserver | None = None,
 ) -> StageReport:
     report = StageReport("normalize", partition.key)
     if only_ids is not None:
@@ -374,6 +421,8 @@ def normalize_partition(
                 rejections,
                 resolved_ids={int(i) for i in todo["resource_id"]},
             )
+        if observe is not None:
+            observe(rows)
         counts.read = len(raw)
         counts.unchanged += len(skipped)
         report.counts.add(counts)
@@ -393,6 +442,7 @@ def publish_partition(
     chunk_size: int,
     table_name: str = PUBLISHED_TABLE,
     only_ids: Iterable[int] | None = None,
+    observe: RowObserver | None = None,
 ) -> StageReport:
     """Publish the partition's documents in one transaction: readers see before or after.
 
@@ -445,6 +495,8 @@ def publish_partition(
                 keep_ids=set(wanted) - set(todo),
                 existing=existing,
             )
+            if observe is not None:
+                observe(documents)
             counts.read = len(wanted)
             counts.unchanged = len(wanted) - len(todo)
             report.counts.add(counts)

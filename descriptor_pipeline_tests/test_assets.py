@@ -63,6 +63,11 @@ def test_full_backfill_publishes_every_resource_and_rerun_writes_nothing(
         for asset in ASSETS:
             meta = metadata_of(result, asset)
             assert meta["rows_written"] == 0 and meta["changed_nothing"] is True, (asset, meta)
+        raw = metadata_of(result, "raw_descriptors")
+        # PostgreSQL fingerprints the catalog range in SQL: an unchanged range is not read
+        assert raw["catalog_unchanged"] is is_postgres(deployment)
+        if is_postgres(deployment):
+            assert raw["rows_read"] == 0
     assert index_rows(deployment) == published  # not even published_at moved
 
 
@@ -201,3 +206,52 @@ def test_scope_tags_round_trip_and_fall_back_to_the_whole_partition() -> None:
     assert scope_tags(range(MAX_SCOPED_IDS + 1)) == {}  # too many: refresh the whole range
     with pytest.raises(ValueError, match="comma-separated ids"):
         parse_scope({TAG_IDS: "1,two"})
+
+
+def test_a_packed_backfill_run_equals_one_run_per_partition(
+    deployment: Deployment, tmp_path: object
+) -> None:
+    """A UI backfill packs consecutive id ranges of one type into a run (BackfillPolicy):
+    the run materializes each partition, checks them together, and builds the same index."""
+    import dagster as dg
+
+    from descriptor_pipeline.defs.assets import PARTITIONS_PER_BACKFILL_RUN, descriptor_assets
+    from descriptor_pipeline.defs.partitions import multi_partition_key
+
+    partitions = deployment.register()
+    for p in partitions:
+        if p.resource_type == "track":
+            continue
+        assert deployment.materialize(p).success
+    tracks = [p for p in partitions if p.resource_type == "track"]
+    assert 1 < len(tracks) <= PARTITIONS_PER_BACKFILL_RUN
+    job = dg.define_asset_job("packed", partitions_def=descriptor_assets[0].partitions_def)
+    resolved = dg.Definitions(
+        assets=descriptor_assets, jobs=[job], resources=deployment.resources()
+    ).resolve_job_def("packed")
+    result = resolved.execute_in_process(
+        instance=deployment.instance,
+        tags={
+            "dagster/asset_partition_range_start": str(multi_partition_key(tracks[0])),
+            "dagster/asset_partition_range_end": str(multi_partition_key(tracks[-1])),
+        },
+    )
+    assert result.success
+    materialized = {
+        str(m.partition) for m in result.asset_materializations_for_node("descriptor_index")
+    }
+    assert materialized == {str(multi_partition_key(p)) for p in tracks}
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert all(e.passed for e in checks.values()), checks
+    suite = checks["normalized_suite"].metadata
+    assert suite["rows_validated"].value == deployment.catalog.count("track")
+    packed = index_rows(deployment)
+
+    # the same catalog built one partition per run gives the same documents
+    with deployment.store.engine.begin() as conn:
+        for table in ("descriptor_index", "normalized_descriptors", "raw_descriptors"):
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE resource_type = 'track'"))
+    for p in tracks:
+        assert deployment.materialize(p).success
+    single = index_rows(deployment)
+    assert {k: v[0] for k, v in packed.items()} == {k: v[0] for k, v in single.items()}

@@ -13,7 +13,7 @@ from descriptor_pipeline.index_store import create_engine, metadata, run_migrati
 
 def _migrated_tables(url: str) -> set[str]:
     engine = create_engine(url)
-    assert run_migrations(engine) == "0004"
+    assert run_migrations(engine) == "0005"
     tables = set(sa.inspect(engine).get_table_names())
     engine.dispose()
     return tables

@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline import quality
+from descriptor_pipeline import quality, stages
 from descriptor_pipeline.defs.assets import descriptor_assets
-from descriptor_pipeline.defs.checks import asset_checks, replay_quarantine
 from descriptor_pipeline.defs.partitions import multi_partition_key
+from descriptor_pipeline.defs.replay import replay_quarantine
+from descriptor_pipeline.defs.resources import PipelineSettings
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import descriptor_index
+from descriptor_pipeline.normalization import normalize_frame
 from descriptor_pipeline_tests.conftest import Deployment
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
@@ -30,13 +33,17 @@ def data_docs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def run_with_checks(dep: Deployment, partition: DescriptorPartition) -> dg.ExecuteInProcessResult:
-    """The three assets and every check for one partition, as a UI launch would run them."""
+def run_with_checks(
+    dep: Deployment, partition: DescriptorPartition, data_docs: str = "on_failure"
+) -> dg.ExecuteInProcessResult:
+    """The three assets (their checks are evaluated in their steps) for one partition."""
+    resources = dep.resources()
+    resources["settings"] = PipelineSettings(chunk_size=dep.chunk_size, data_docs=data_docs)
     return dg.materialize(
-        [*descriptor_assets, *asset_checks],
+        descriptor_assets,
         partition_key=multi_partition_key(partition),
         instance=dep.instance,
-        resources=dep.resources(),
+        resources=resources,
         raise_on_error=False,
     )
 
@@ -85,7 +92,7 @@ def test_clean_partition_passes_every_check_with_reports(
     deployment: Deployment, data_docs_dir: Path
 ) -> None:
     deployment.register()
-    result = run_with_checks(deployment, ARTISTS_0)
+    result = run_with_checks(deployment, ARTISTS_0, data_docs="always")
     assert result.success
     assert outcome(result) == dict.fromkeys(CHECKS, "pass")
     suite = meta(evaluations(result)["normalized_suite"])
@@ -160,24 +167,28 @@ def test_bad_rows_warn_the_expected_checks_quarantine_and_replay(deployment: Dep
     assert replayed is not None and replayed.run_id == replay.run_id
 
 
-def test_a_critical_failure_blocks_publishing_of_that_partition(deployment: Deployment) -> None:
+def test_a_critical_failure_blocks_publishing_of_that_partition(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
     deployment.register()
     assert run_with_checks(deployment, ARTISTS_0).success
     before = published(deployment, "artist")
-    # rows that bypassed the rules (an older writer, a manual fix): the stage skips them by hash
-    execute(
-        deployment.store.engine,
-        "UPDATE normalized_descriptors SET fields = json_set(fields, '$.name', :n) "
-        "WHERE resource_type = 'artist' AND resource_id = 5",
-        n="bell\u0007name",
-    )
-    execute(
-        deployment.store.engine,
-        "UPDATE normalized_descriptors SET fields = json_set(fields, '$.popularity', 'high') "
-        "WHERE resource_type = 'artist' AND resource_id = 9",
-    )
-    execute(deployment.catalog.engine, "UPDATE music_artist SET name = 'Renamed' WHERE id = 6")
+    for resource_id in (5, 6, 9):
+        execute(
+            deployment.catalog.engine,
+            "UPDATE music_artist SET name = :n WHERE id = :i",
+            n=f"Renamed {resource_id}",
+            i=resource_id,
+        )
 
+    # a regression in the rules: a control character survives, a name comes out empty
+    def buggy(resource_type: str, raw: pd.DataFrame, ctx: object) -> tuple[pd.DataFrame, list]:
+        frame, rejections = normalize_frame(resource_type, raw, ctx)  # type: ignore[arg-type]
+        frame.loc[frame["resource_id"] == 5, "name"] = "bell\u0007name"
+        frame.loc[frame["resource_id"] == 9, "name"] = ""
+        return frame, rejections
+
+    monkeypatch.setattr(stages, "normalize_frame", buggy)
     result = run_with_checks(deployment, ARTISTS_0)
 
     assert not result.success
@@ -188,22 +199,27 @@ def test_a_critical_failure_blocks_publishing_of_that_partition(deployment: Depl
         "quarantine_count": "pass",
     }  # index_suite never ran: its asset was blocked
     assert result.asset_materializations_for_node("descriptor_index") == []
-    assert published(deployment, "artist") == before  # the rename did not reach search
+    assert published(deployment, "artist") == before  # no rename reached search
     summary = meta(evaluations(result)["normalized_suite"])
-    # the typed-wrong value also has no provenance: both are reported, nothing else
+    assert summary["rows_validated"] == 3  # only what the run wrote
     assert set(str(summary["failed_expectations"]).split(", ")) == {
-        "column_values_to_be_between(schema_errors)",
-        "column_values_to_be_between(provenance_missing)",
+        "column_values_to_be_between(name_len)",
         "column_values_to_be_in_set(control_chars)",
     }
     rows = {r.data["expectation"]: r.data for r in summary["summary"].records}
     control = rows["column_values_to_be_in_set(control_chars)"]["failing_examples"]
     assert control == "id 5 'bell\\x07name': True"
-    assert rows["column_values_to_be_between(schema_errors)"]["failing_examples"].startswith(
-        "id 9 "
-    )
-    page = Path(str(summary["data_docs"])).read_text()
+    assert rows["column_values_to_be_between(name_len)"]["failing_examples"].startswith("id 9 ")
+    page = Path(str(summary["data_docs"])).read_text()  # rendered because the suite failed
     assert "control_chars" in page and "unexpected values found" in page  # GX's own page
+
+    # the rejected rows are not skipped as unchanged next time: the fixed rules redo them
+    monkeypatch.undo()
+    again = run_with_checks(deployment, ARTISTS_0)
+    assert again.success
+    assert meta(evaluations(again)["normalized_suite"])["rows_validated"] == 3
+    names = published(deployment, "artist")
+    assert {i: names[i] for i in (5, 6, 9)} == {i: f"Renamed {i}" for i in (5, 6, 9)}
 
 
 def test_drift_between_two_runs_warns_when_a_source_loses_a_field(
@@ -257,3 +273,26 @@ def test_thresholds_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESCRIPTOR_QUALITY_THRESHOLDS", '{"typo": 1}')
     with pytest.raises(ValueError, match="typo"):
         quality.Thresholds.from_env()
+
+
+def test_a_run_without_the_checks_validates_nothing_and_publishes(deployment: Deployment) -> None:
+    """The checks live in the asset steps, yet a run may deselect them (the benchmark's
+    assets-only figure, or an operator in a hurry): then no suite runs and nothing blocks."""
+    deployment.register()
+    result = dg.materialize(
+        descriptor_assets,
+        selection=dg.AssetSelection.all().without_checks(),
+        partition_key=multi_partition_key(ARTISTS_0),
+        instance=deployment.instance,
+        resources=deployment.resources(),
+    )
+    assert result.success
+    assert result.get_asset_check_evaluations() == []
+    meta = {
+        k: v.value
+        for k, v in result.asset_materializations_for_node("normalized_descriptors")[
+            0
+        ].metadata.items()
+    }
+    assert meta["rows_written"] > 0 and meta["checks_seconds"] < 0.05
+    assert published(deployment, "artist")

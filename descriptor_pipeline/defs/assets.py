@@ -1,14 +1,30 @@
-"""The three partitioned assets. Each body is one sentence: run a stage, report what it did.
+"""The three partitioned assets. Each body runs its stage, per partition of the run, with a
+validator watching the rows it writes, then reports what the stage did and what the layer's
+suite found (`defs/checks.py`).
+
+A UI backfill packs up to `PARTITIONS_PER_BACKFILL_RUN` id ranges of one resource type into one
+run (`BackfillPolicy.multi_run`): a launched run pays a process start and a code-location load
+(about 5 s), which at one partition per run cost more than the work of a small partition.
+Sensors and single-partition launches still run one partition.
 
 No `from __future__ import annotations` here: Dagster reads the context annotation at runtime.
 """
 
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import dagster as dg
 
-from descriptor_pipeline.defs.partitions import descriptor_partitions, partition_of
+from descriptor_pipeline import quality
+from descriptor_pipeline.defs import checks
+from descriptor_pipeline.defs.checks import PartitionWork
+from descriptor_pipeline.defs.partitions import descriptor_partitions, partitions_of
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.refresh import parse_scope
 from descriptor_pipeline.stages import (
+    StageReport,
     extract_raw,
     normalization_context,
     normalize_partition,
@@ -20,6 +36,24 @@ transient_retry = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 GROUP = "descriptors"
+PARTITIONS_PER_BACKFILL_RUN = 4
+backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=PARTITIONS_PER_BACKFILL_RUN)
+Events = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
+
+
+def _spec(
+    name: str, description: str, kinds: list[str], deps: list[str] | None = None
+) -> dg.AssetSpec:
+    """One asset of the chain. `multi_asset` rather than `asset` only for `can_subset`: a run
+    may then deselect the checks (`AssetSelection...without_checks()`)."""
+    return dg.AssetSpec(
+        name,
+        description=description,
+        group_name=GROUP,
+        kinds=set(kinds),
+        deps=deps or [],
+        partitions_def=descriptor_partitions,
+    )
 
 
 def scope_of(context: dg.AssetExecutionContext) -> frozenset[int] | None:
@@ -28,72 +62,180 @@ def scope_of(context: dg.AssetExecutionContext) -> frozenset[int] | None:
     return parse_scope(context.run.tags)
 
 
-@dg.asset(
+def _materialized(work: list[PartitionWork], started: float) -> dg.MaterializeResult:
+    """In a packed run Dagster records this for every partition of the range: the totals.
+
+    `checks_seconds`: building the suites' facts while the stage ran, then validating them.
+    """
+    metadata = StageReport.combined([w.report for w in work]).metadata()
+    observed = sum(w.validator.seconds for w in work if w.validator is not None)
+    metadata["checks_seconds"] = round(observed + time.perf_counter() - started, 3)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _validator(
+    context: dg.AssetExecutionContext, *args: Any, **kwargs: Any
+) -> quality.LayerValidator | None:
+    """A validator when the run selected this asset's checks (the UI's default); none when it
+    did not (`AssetSelection...without_checks()`), and then nothing is validated."""
+    if not context.selected_asset_check_keys:
+        return None
+    return quality.LayerValidator(*args, **kwargs)
+
+
+def _selected(
+    context: dg.AssetExecutionContext, results: list[dg.AssetCheckResult]
+) -> list[dg.AssetCheckResult]:
+    wanted = {k.name for k in context.selected_asset_check_keys}
+    return [r for r in results if r.check_name in wanted]
+
+
+def _run(
+    context: dg.AssetExecutionContext,
+    stage: Callable[[DescriptorPartition, quality.LayerValidator | None], StageReport],
+    validator: Callable[[DescriptorPartition], quality.LayerValidator | None],
+    check: Callable[[list[PartitionWork]], list[dg.AssetCheckResult]],
+) -> Events:
+    """Run the stage for each partition of the run, then its checks.
+
+    In a packed run a partition that raises does not take the others down: they finish and are
+    recorded as materialized one by one, then the step fails with the error (its RetryPolicy
+    judges it), so the backfill marks only the failed partitions as failed.
+    """
+    partitions = partitions_of(context)
+    work: list[PartitionWork] = []
+    failures: list[tuple[DescriptorPartition, Exception]] = []
+    for partition in partitions:
+        observe = validator(partition)
+        try:
+            report = stage(partition, observe)
+        except Exception as exc:
+            if len(partitions) == 1:
+                raise
+            context.log.error(f"{partition.key} failed: {exc!r}")
+            failures.append((partition, exc))
+            continue
+        work.append(PartitionWork(partition, observe, report))
+    if failures:
+        (asset_key,) = context.selected_asset_keys
+        for w in work:
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=asset_key, partition=w.partition.key, metadata=w.report.metadata()
+                )
+            )
+        raise failures[0][1]
+    started = time.perf_counter()
+    results = check(work)
+    yield _materialized(work, started)
+    yield from _selected(context, results)
+
+
+@dg.multi_asset(
+    specs=[
+        _spec(
+            "raw_descriptors", "Catalog rows of the range with their linked rows' names.", ["sql"]
+        )
+    ],
     partitions_def=descriptor_partitions,
-    group_name=GROUP,
     retry_policy=transient_retry,
-    kinds={"sql"},
+    backfill_policy=backfill_policy,
+    check_specs=checks.raw_checks,
+    can_subset=True,
 )
 def raw_descriptors(
     context: dg.AssetExecutionContext,
     catalog: CatalogResource,
     index_store: IndexStoreResource,
     settings: PipelineSettings,
-) -> dg.MaterializeResult:
+) -> Events:
     """Catalog rows of the range with their linked rows' names; malformed rows quarantined."""
-    report = extract_raw(
-        catalog.source(),
-        index_store.store(),
-        partition_of(context),
-        settings.chunk_size,
-        only_ids=scope_of(context),
+    source, store, scope = catalog.source(), index_store.store(), scope_of(context)
+    yield from _run(
+        context,
+        lambda p, v: extract_raw(source, store, p, settings.chunk_size, only_ids=scope, observe=v),
+        lambda p: _validator(context, "raw", p.resource_type),
+        lambda work: checks.raw_results(context.run.run_id, work, store, settings.data_docs),
     )
-    return dg.MaterializeResult(metadata=report.metadata())
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        _spec(
+            "normalized_descriptors",
+            "Canonical descriptors: every field with its provenance and normalization rules.",
+            ["pandas", "sql"],
+            deps=["raw_descriptors"],
+        )
+    ],
     partitions_def=descriptor_partitions,
-    group_name=GROUP,
     retry_policy=transient_retry,
-    deps=[raw_descriptors],
-    kinds={"pandas", "sql"},
+    backfill_policy=backfill_policy,
+    check_specs=checks.normalized_checks,
+    can_subset=True,
 )
 def normalized_descriptors(
     context: dg.AssetExecutionContext,
     catalog: CatalogResource,
     index_store: IndexStoreResource,
     settings: PipelineSettings,
-) -> dg.MaterializeResult:
+) -> Events:
     """Canonical descriptors: every field with its provenance and normalization rules."""
-    report = normalize_partition(
-        index_store.store(),
-        partition_of(context),
-        normalization_context(catalog.source()),
-        settings.chunk_size,
-        only_ids=scope_of(context),
+    source, store, scope = catalog.source(), index_store.store(), scope_of(context)
+    normalization = normalization_context(source)
+    yield from _run(
+        context,
+        lambda p, v: normalize_partition(
+            store, p, normalization, settings.chunk_size, only_ids=scope, observe=v
+        ),
+        lambda p: _validator(
+            context, "normalized", p.resource_type, normalization.genre_vocabulary, True
+        ),
+        lambda work: checks.normalized_results(
+            context.run.run_id, work, store, source, settings.data_docs
+        ),
     )
-    return dg.MaterializeResult(metadata=report.metadata())
 
 
-@dg.asset(
+@dg.multi_asset(
+    specs=[
+        _spec(
+            "descriptor_index",
+            "The published search index: one document per resource.",
+            ["sql"],
+            deps=["normalized_descriptors"],
+        )
+    ],
     partitions_def=descriptor_partitions,
-    group_name=GROUP,
     retry_policy=transient_retry,
-    deps=[normalized_descriptors],
-    kinds={"sql"},
+    backfill_policy=backfill_policy,
+    check_specs=checks.index_checks,
+    can_subset=True,
 )
 def descriptor_index(
-    context: dg.AssetExecutionContext, index_store: IndexStoreResource, settings: PipelineSettings
-) -> dg.MaterializeResult:
-    """The published search index: one document per resource, written in one transaction."""
-    report = publish_partition(
-        index_store.store(),
-        partition_of(context),
-        settings.chunk_size,
-        settings.publish_table,
-        only_ids=scope_of(context),
+    context: dg.AssetExecutionContext,
+    catalog: CatalogResource,
+    index_store: IndexStoreResource,
+    settings: PipelineSettings,
+) -> Events:
+    """The published search index: one document per resource, each partition written in one
+    transaction."""
+    store, scope = index_store.store(), scope_of(context)
+    yield from _run(
+        context,
+        lambda p, v: publish_partition(
+            store, p, settings.chunk_size, settings.publish_table, only_ids=scope, observe=v
+        ),
+        lambda p: _validator(context, "index", p.resource_type),
+        lambda work: checks.index_results(
+            context.run.run_id,
+            work,
+            store,
+            catalog.source(),
+            settings.publish_table,
+            settings.data_docs,
+        ),
     )
-    return dg.MaterializeResult(metadata=report.metadata())
 
 
 descriptor_assets = [raw_descriptors, normalized_descriptors, descriptor_index]

@@ -1,88 +1,80 @@
-"""Asset checks: the GX suites of `quality.py` run per partition, drift, quarantine, replay.
+"""Asset checks, declared on the assets (`check_specs`) and evaluated inside their steps.
 
-Each check reads its partition's stored rows (a partition holds at most ~10k rows, so it is read
-whole) and hands a frame to `quality`; the check only turns the plain result into Dagster metadata.
-`normalized_suite` and `raw_suite` are blocking: a failed critical expectation (severity ERROR)
-stops the downstream asset for that partition in that run; warnings (WARN) never block.
+Each stage hands the rows it writes to a `quality.LayerValidator` while they are still in
+memory; the asset then runs its layer's GX suite once over those facts and yields the check
+results with its materialization. No check re-reads a partition from a stage table, and no
+check is a step of its own (a step costs a process under the multiprocess executor and a
+Great Expectations import each). `raw_suite` and `normalized_suite` are blocking: a failed
+critical expectation (severity ERROR) fails the asset's step, so the assets downstream of it
+do not run for that partition in that run; warnings (WARN) never block.
+
+Data Docs pages are rendered when a suite does not pass (or always, per the `settings`
+resource): rendering costs more than validating.
 
 No `from __future__ import annotations` here: Dagster reads the context annotation at runtime.
 """
 
-import time
-from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
 from descriptor_pipeline import quality
 from descriptor_pipeline.catalog import CatalogSource
-from descriptor_pipeline.defs.assets import (
-    descriptor_index,
-    normalized_descriptors,
-    raw_descriptors,
-)
-from descriptor_pipeline.defs.partitions import partition_of
-from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
-from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
-from descriptor_pipeline.index_store import descriptor_index as index_table
 from descriptor_pipeline.index_store import normalized_descriptors as normalized_table
 from descriptor_pipeline.index_store import raw_descriptors as raw_table
-from descriptor_pipeline.normalization import GenreVocabulary
-from descriptor_pipeline.stages import (
-    extract_raw,
-    normalization_context,
-    normalize_partition,
-    publish_partition,
-)
+from descriptor_pipeline.stages import StageReport
 
-READ_CHUNK = 5000  # rows per read when loading a whole partition for validation
+RAW = dg.AssetKey("raw_descriptors")
+NORMALIZED = dg.AssetKey("normalized_descriptors")
+INDEX = dg.AssetKey("descriptor_index")
+ID_PAGE = 50_000  # ids per read when reconciling a partition's ids (id-sized columns only)
 
-
-def read_partition(
-    store: IndexStore, table: sa.Table, partition: DescriptorPartition
-) -> pd.DataFrame:
-    """All of a partition's rows of one stage table (keyset pages, concatenated)."""
-    frames = [f for _, f in store.iter_rows(table, partition, READ_CHUNK) if len(f)]
-    if not frames:
-        return pd.DataFrame(columns=[c.name for c in table.columns])
-    return pd.concat(frames, ignore_index=True)
-
-
-def catalog_ids(source: CatalogSource, partition: DescriptorPartition) -> list[int]:
-    table = source.resource_table(partition.resource_type)
-    id_col = table.c[source.config.resource(partition.resource_type).id_column]
-    span = partition.id_range
-    with source.engine.connect() as conn:
-        return [
-            int(r[0])
-            for r in conn.execute(sa.select(id_col).where(id_col.between(span.first, span.last)))
-        ]
-
-
-# The blocking suite and the drift check of one run and partition share one validation.
-_normalized_memo: "OrderedDict[tuple[str, str], tuple[quality.SuiteResult, pd.DataFrame]]" = (
-    OrderedDict()
-)
-
-
-def _validate_normalized(
-    run_id: str, partition: DescriptorPartition, store: IndexStore, source: CatalogSource
-) -> tuple[quality.SuiteResult, pd.DataFrame]:
-    key = (run_id, partition.key)
-    if key not in _normalized_memo:
-        stored = read_partition(store, normalized_table, partition)
-        vocabulary = GenreVocabulary.from_names(source.genre_names())
-        frame = quality.normalized_frame(partition.resource_type, stored, vocabulary)
-        result = quality.validate(
-            "normalized", partition.resource_type, frame, quality.Thresholds.from_env()
-        )
-        _normalized_memo[key] = (result, stored)
-        while len(_normalized_memo) > 8:
-            _normalized_memo.popitem(last=False)
-    return _normalized_memo[key]
+raw_checks = [
+    dg.AssetCheckSpec(
+        "raw_suite",
+        asset=RAW,
+        blocking=True,
+        description="GX raw suite over the rows this run wrote: required columns, parseable "
+        "JSON objects, unique ids (critical); updated_at not in the future (warning).",
+    )
+]
+normalized_checks = [
+    dg.AssetCheckSpec(
+        "normalized_suite",
+        asset=NORMALIZED,
+        blocking=True,
+        description="GX normalized suite over the rows this run wrote: schema, names, text "
+        "lengths, provenance, control chars, normalization version (critical: blocks "
+        "publishing); genre vocabulary and coverage (warning).",
+    ),
+    dg.AssetCheckSpec(
+        "normalized_drift",
+        asset=NORMALIZED,
+        description="The profile of the rows this run normalized (null rates and source shares "
+        "per field, distinct tags, text-length quantiles) against the last whole-partition "
+        "profile that passed the critical suite.",
+    ),
+    dg.AssetCheckSpec(
+        "quarantine_count",
+        asset=NORMALIZED,
+        description="Rows of the partition in descriptor_quarantine (raw and normalize stages): "
+        "WARN when any, ERROR past the configured share of the partition. Never blocks.",
+    ),
+]
+index_checks = [
+    dg.AssetCheckSpec(
+        "index_suite",
+        asset=INDEX,
+        description="GX index suite: every catalog id published, withdrawn or quarantined "
+        "(counts reconcile), one document per resource, version current; documents written "
+        "by this run searchable by name.",
+    )
+]
 
 
 def _summary_table(result: quality.SuiteResult) -> dg.MetadataValue:
@@ -100,15 +92,36 @@ def _summary_table(result: quality.SuiteResult) -> dg.MetadataValue:
     )
 
 
+@dataclass
+class PartitionWork:
+    """What one partition's stage did in this run, and what its validator saw."""
+
+    partition: DescriptorPartition
+    validator: quality.LayerValidator | None  # None: the run did not select the checks
+    report: StageReport
+
+
+def _unchecked(work: list[PartitionWork]) -> bool:
+    return any(w.validator is None for w in work)
+
+
+def _label(work: list[PartitionWork]) -> str:
+    keys = [w.partition.key for w in work]
+    return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+
+
 def suite_check_result(
-    context: dg.AssetCheckExecutionContext,
-    partition: DescriptorPartition,
+    check_name: str,
+    asset_key: dg.AssetKey,
+    run_id: str,
+    label: str,
     result: quality.SuiteResult,
+    data_docs: str,
     extra: dict[str, Any] | None = None,
 ) -> dg.AssetCheckResult:
     """A suite's outcome as Dagster sees it: ERROR if a critical expectation failed, else WARN."""
-    docs = quality.render_data_docs(result, context.run.run_id, partition.key)
     metadata: dict[str, Any] = {
+        "partitions": label,
         "summary": _summary_table(result),
         "expectations": len(result.expectations),
         "passed": result.passed,
@@ -116,110 +129,175 @@ def suite_check_result(
         "failed_expectations": ", ".join(result.failed_names()) or "none",
         "rows_validated": result.rows,
         "validation_seconds": round(result.seconds, 3),
-        "data_docs": dg.MetadataValue.path(str(docs)),
-        "data_docs_url": dg.MetadataValue.url(docs.as_uri()),
         **(extra or {}),
     }
+    if data_docs == "always" or (data_docs == "on_failure" and not result.success):
+        page = quality.render_data_docs(result, run_id, label)
+        metadata["data_docs"] = dg.MetadataValue.path(str(page))
+        metadata["data_docs_url"] = dg.MetadataValue.url(page.as_uri())
     severity = dg.AssetCheckSeverity.ERROR if result.critical_failed else dg.AssetCheckSeverity.WARN
-    return dg.AssetCheckResult(passed=result.success, severity=severity, metadata=metadata)
-
-
-@dg.asset_check(
-    asset=raw_descriptors,
-    blocking=True,
-    description="GX raw suite: required columns, parseable JSON objects, unique ids (critical); "
-    "updated_at not in the future (warning).",
-)
-def raw_suite(
-    context: dg.AssetCheckExecutionContext, index_store: IndexStoreResource
-) -> dg.AssetCheckResult:
-    partition = partition_of(context)
-    stored = read_partition(index_store.store(), raw_table, partition)
-    result = quality.validate(
-        "raw", partition.resource_type, quality.raw_frame(stored), quality.Thresholds.from_env()
-    )
-    return suite_check_result(context, partition, result)
-
-
-@dg.asset_check(
-    asset=normalized_descriptors,
-    blocking=True,
-    description="GX normalized suite: schema, names, text lengths, provenance, control chars, "
-    "normalization version (critical: blocks publishing); genre vocabulary and coverage "
-    "(warning).",
-)
-def normalized_suite(
-    context: dg.AssetCheckExecutionContext,
-    catalog: CatalogResource,
-    index_store: IndexStoreResource,
-) -> dg.AssetCheckResult:
-    partition = partition_of(context)
-    result, _ = _validate_normalized(
-        context.run.run_id, partition, index_store.store(), catalog.source()
-    )
-    return suite_check_result(context, partition, result)
-
-
-@dg.asset_check(
-    asset=normalized_descriptors,
-    description="The partition's profile (null rates and source shares per field, distinct "
-    "tags, text-length quantiles) against the last run that passed the critical suite.",
-)
-def normalized_drift(
-    context: dg.AssetCheckExecutionContext,
-    catalog: CatalogResource,
-    index_store: IndexStoreResource,
-) -> dg.AssetCheckResult:
-    started = time.perf_counter()
-    partition = partition_of(context)
-    store = index_store.store()
-    thresholds = quality.Thresholds.from_env()
-    result, stored = _validate_normalized(context.run.run_id, partition, store, catalog.source())
-    current = quality.profile(partition.resource_type, stored)
-    baseline = quality.load_baseline(store.engine, partition.key)
-    drifts = quality.compare_profiles(baseline, current, thresholds)
-    if not result.critical_failed:  # a bad run must not become the next baseline
-        quality.save_baseline(store.engine, partition.key, context.run.run_id, current)
-    metadata: dict[str, Any] = {
-        "baseline": "none (first run)" if baseline is None else "previous passing run",
-        "drifted": len(drifts),
-        "drifted_metrics": ", ".join(d.metric for d in drifts) or "none",
-        "drift": dg.MetadataValue.json(
-            [{"metric": d.metric, "before": d.before, "after": d.after} for d in drifts]
-        ),
-        "seconds": round(time.perf_counter() - started, 3),
-        # each number on its own key so the check's history plots it over time
-        **{f"profile/{k}": float(v) for k, v in current.items()},
-    }
     return dg.AssetCheckResult(
-        passed=not drifts, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+        check_name=check_name,
+        asset_key=asset_key,
+        passed=result.success,
+        severity=severity,
+        metadata=metadata,
     )
 
 
-@dg.asset_check(
-    asset=normalized_descriptors,
-    description="Rows of the partition in descriptor_quarantine (raw and normalize stages): "
-    "WARN when any, ERROR past the configured share of the partition. Never blocks.",
-)
-def quarantine_count(
-    context: dg.AssetCheckExecutionContext,
-    catalog: CatalogResource,
-    index_store: IndexStoreResource,
-) -> dg.AssetCheckResult:
-    partition = partition_of(context)
-    rows = index_store.store().quarantine_rows(partition.key)
-    total_rows = catalog.source().count(partition.resource_type, partition.id_range)
-    summary = quality.summarize_quarantine(rows, total_rows)
+def _forget_if_blocked(
+    result: quality.SuiteResult,
+    frame: pd.DataFrame,
+    store: IndexStore,
+    layer: str,
+    partitions: list[DescriptorPartition],
+) -> None:
+    """Rows a blocking suite rejected keep their hash forgotten (and raw ranges their
+    fingerprint): the next run redoes and re-validates them instead of skipping them."""
+    if not result.critical_failed:
+        return
+    if layer == "raw":
+        table, column = raw_table, "raw_hash"
+        for partition in partitions:
+            store.record_fingerprint(partition, None)
+    else:
+        table, column = normalized_table, "input_hash"
+    resource_type = partitions[0].resource_type
+    store.invalidate(table, column, resource_type, frame["resource_id"].astype(int))
+
+
+def _validate(
+    layer: quality.Layer,
+    work: list[PartitionWork],
+    frame_of: Callable[[PartitionWork], pd.DataFrame],
+    store: IndexStore | None,
+    thresholds: quality.Thresholds,
+) -> quality.SuiteResult:
+    """Each resource type's frames with its own suite (a packed run may cover several types);
+    rows a blocking suite rejected get their hash forgotten (`store` given)."""
+    by_type: dict[str, quality.SuiteResult] = {}
+    for resource_type in dict.fromkeys(w.partition.resource_type for w in work):
+        group = [w for w in work if w.partition.resource_type == resource_type]
+        frames = [frame_of(w) for w in group]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        result = quality.validate(layer, resource_type, frame, thresholds)
+        if store is not None:
+            _forget_if_blocked(result, frame, store, layer, [w.partition for w in group])
+        by_type[resource_type] = result
+    return quality.SuiteResult.merged(by_type)
+
+
+def _facts(w: PartitionWork) -> pd.DataFrame:
+    assert w.validator is not None
+    return w.validator.frame()
+
+
+def raw_results(
+    run_id: str, work: list[PartitionWork], store: IndexStore, data_docs: str
+) -> list[dg.AssetCheckResult]:
+    if _unchecked(work):
+        return []
+    result = _validate("raw", work, _facts, store, quality.Thresholds.from_env())
+    return [suite_check_result("raw_suite", RAW, run_id, _label(work), result, data_docs)]
+
+
+def normalized_results(
+    run_id: str,
+    work: list[PartitionWork],
+    store: IndexStore,
+    source: CatalogSource,
+    data_docs: str,
+) -> list[dg.AssetCheckResult]:
+    if _unchecked(work):
+        return []
     thresholds = quality.Thresholds.from_env()
+    result = _validate("normalized", work, _facts, store, thresholds)
+    label = _label(work)
+    return [
+        suite_check_result("normalized_suite", NORMALIZED, run_id, label, result, data_docs),
+        _drift_result(run_id, work, store, result, thresholds),
+        _quarantine_result(work, store, source, thresholds),
+    ]
+
+
+def _drift_result(
+    run_id: str,
+    work: list[PartitionWork],
+    store: IndexStore,
+    suite: quality.SuiteResult,
+    thresholds: quality.Thresholds,
+) -> dg.AssetCheckResult:
+    """Compare each partition's just-normalized rows with its baseline; a whole-partition pass
+    that met the critical suite becomes the next baseline (a partial one would bias it)."""
+    drifted: list[dict[str, Any]] = []
+    notes: list[str] = []
+    profiled = 0
+    updated = 0
+    current: dict[str, float] = {}
+    for w in work:
+        assert w.validator is not None and w.validator.profile is not None
+        key, rows = w.partition.key, w.validator.rows
+        current = w.validator.profile.values()
+        baseline = quality.load_baseline(store.engine, key)
+        for d in quality.compare_profiles(baseline, current, thresholds):
+            drifted.append(
+                {"partition": key, "metric": d.metric, "before": d.before, "after": d.after}
+            )
+        whole = w.report.scoped_ids is None and w.report.counts.unchanged == 0 and rows > 0
+        if whole and not suite.critical_failed:
+            quality.save_baseline(store.engine, key, run_id, current)
+            updated += 1
+        profiled += rows
+        if rows == 0:
+            note = "nothing normalized: the last result stands"
+        elif baseline is None:
+            note = "none (first run)"
+        elif min(baseline.get("rows", 0), current["rows"]) < thresholds.drift_min_rows:
+            note = f"too few rows to compare (< {thresholds.drift_min_rows})"
+        else:
+            note = "previous whole-partition profile that passed"
+        notes.append(note if len(work) == 1 else f"{key}: {note}")
+    metadata: dict[str, Any] = {
+        "partitions": _label(work),
+        "baseline": "; ".join(notes),
+        "rows_profiled": profiled,
+        "baselines_updated": updated,
+        "drifted": len(drifted),
+        "drifted_metrics": ", ".join(sorted({d["metric"] for d in drifted})) or "none",
+        "drift": dg.MetadataValue.json(drifted),
+    }
+    if len(work) == 1:  # each number on its own key so the check's history plots it over time
+        metadata.update({f"profile/{k}": float(v) for k, v in current.items()})
+    return dg.AssetCheckResult(
+        check_name="normalized_drift",
+        asset_key=NORMALIZED,
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
+
+
+def _quarantine_result(
+    work: list[PartitionWork],
+    store: IndexStore,
+    source: CatalogSource,
+    thresholds: quality.Thresholds,
+) -> dg.AssetCheckResult:
+    rows = pd.concat([store.quarantine_rows(w.partition.key) for w in work], ignore_index=True)
+    total = sum(source.count(w.partition.resource_type, w.partition.id_range) for w in work)
+    summary = quality.summarize_quarantine(rows, total)
     severity = (
         dg.AssetCheckSeverity.ERROR
         if summary.share > thresholds.max_quarantine_share
         else dg.AssetCheckSeverity.WARN
     )
     return dg.AssetCheckResult(
+        check_name="quarantine_count",
+        asset_key=NORMALIZED,
         passed=summary.total == 0,
         severity=severity,
         metadata={
+            "partitions": _label(work),
             "quarantined": summary.total,
             "quarantined_share": summary.share,
             "by_stage_rule": dg.MetadataValue.json(summary.by_stage_rule),
@@ -228,115 +306,56 @@ def quarantine_count(
     )
 
 
-@dg.asset_check(
-    asset=descriptor_index,
-    description="GX index suite: every catalog id published, withdrawn or quarantined (counts "
-    "reconcile), one document per resource, content hashes consistent, version current.",
-)
-def index_suite(
-    context: dg.AssetCheckExecutionContext,
-    catalog: CatalogResource,
-    index_store: IndexStoreResource,
-) -> dg.AssetCheckResult:
-    partition = partition_of(context)
-    store = index_store.store()
-    normalized = read_partition(store, normalized_table, partition)
-    blocked = normalized.loc[normalized["blocked"].astype(bool), "resource_id"]
-    quarantined = store.quarantine_rows(partition.key)["resource_id"]
-    frame = quality.index_frame(
-        read_partition(store, index_table, partition),
-        catalog_ids(catalog.source(), partition),
-        blocked,
-        quarantined,
-    )
-    result = quality.validate(
-        "index", partition.resource_type, frame, quality.Thresholds.from_env()
-    )
-    counts = frame["status"].value_counts().to_dict()
-    return suite_check_result(
-        context, partition, result, {f"ids_{k}": int(v) for k, v in counts.items()}
-    )
-
-
-asset_checks: list[dg.AssetChecksDefinition] = [
-    raw_suite,
-    normalized_suite,
-    normalized_drift,
-    quarantine_count,
-    index_suite,
-]
-
-
-# ---------------------------------------------------------------- replay
-
-
-def quarantined_partitions(store: IndexStore) -> list[DescriptorPartition]:
-    """The partitions that hold at least one quarantined row, in key order."""
-    keys = sorted(set(store.quarantine_rows()["partition_key"]))
-    out = []
-    for key in keys:
-        id_range, _, resource_type = key.partition("|")
-        out.append(DescriptorPartition(resource_type, IdRange.parse(id_range)))
-    return out
-
-
-@dg.op(
-    description="Re-run raw -> normalized -> (critical suite) -> index for every partition "
-    "named in descriptor_quarantine; rows that now pass leave quarantine and are published."
-)
-def replay_quarantined_partitions(
-    context: dg.OpExecutionContext,
-    catalog: CatalogResource,
-    index_store: IndexStoreResource,
-    settings: PipelineSettings,
-) -> dg.Output[None]:
-    store, source = index_store.store(), catalog.source()
-    before = len(store.quarantine_rows())
-    replayed, blocked = [], []
-    for partition in quarantined_partitions(store):
-        key = partition.key
-        reports = [extract_raw(source, store, partition, settings.chunk_size)]
-        reports.append(
-            normalize_partition(
-                store, partition, normalization_context(source), settings.chunk_size
-            )
+def _reconciliation_frame(
+    w: PartitionWork, store: IndexStore, source: CatalogSource, table_name: str
+) -> pd.DataFrame:
+    """Every id of the partition with its status (ids and keys only, never whole rows)."""
+    partition = w.partition
+    target = store.index_table(table_name)
+    key_columns = ["resource_id", "document_key", "normalization_version"]
+    keys = [
+        record
+        for _, records in store.iter_records(target, partition, ID_PAGE, columns=key_columns)
+        for record in records
+    ]
+    blocked = [
+        int(r["resource_id"])
+        for _, records in store.iter_records(
+            normalized_table, partition, ID_PAGE, columns=["resource_id", "blocked"]
         )
-        result, _ = _validate_normalized(context.run.run_id, partition, store, source)
-        assets = [raw_descriptors.key, normalized_descriptors.key]
-        if result.critical_failed:  # the same gate the blocking check applies in asset runs
-            blocked.append(key)
-            context.log.warning(f"{key}: critical expectations failed, not published")
-        else:
-            reports.append(publish_partition(store, partition, settings.chunk_size))
-            assets.append(descriptor_index.key)
-        for asset_key, report in zip(assets, reports, strict=True):
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=asset_key,
-                    partition=key,
-                    metadata={**report.metadata(), "replay": True},
-                )
-            )
-        replayed.append(key)
-    after = len(store.quarantine_rows())
-    return dg.Output(
-        None,
-        metadata={
-            "partitions_replayed": len(replayed),
-            "partitions_blocked": ", ".join(blocked) or "none",
-            "quarantined_before": before,
-            "quarantined_after": after,
-            "rows_released": before - after,
-        },
+        for r in records
+        if r["blocked"]
+    ]
+    return quality.index_frame(
+        pd.DataFrame(keys, columns=key_columns),
+        source.ids(partition.resource_type, partition.id_range),
+        blocked,
+        store.quarantine_rows(partition.key)["resource_id"],
+        w.validator.search_names if w.validator is not None else {},
     )
 
 
-@dg.job(
-    description="Replay quarantined rows after a fix of a rule or of the catalog data: "
-    "re-runs every partition that has rows in descriptor_quarantine."
-)
-def replay_quarantine() -> None:
-    replay_quarantined_partitions()
+def index_results(
+    run_id: str,
+    work: list[PartitionWork],
+    store: IndexStore,
+    source: CatalogSource,
+    table_name: str,
+    data_docs: str,
+) -> list[dg.AssetCheckResult]:
+    """Reconcile every id of the partitions and validate the documents this run wrote."""
+    if _unchecked(work):
+        return []
+    frames: list[pd.DataFrame] = []
 
+    def reconciled(w: PartitionWork) -> pd.DataFrame:
+        frames.append(_reconciliation_frame(w, store, source, table_name))
+        return frames[-1]
 
-jobs: list[dg.JobDefinition] = [replay_quarantine]
+    result = _validate("index", work, reconciled, None, quality.Thresholds.from_env())
+    frame = pd.concat(frames, ignore_index=True)
+    counts = frame["status"].value_counts().to_dict()
+    extra = {f"ids_{k}": int(v) for k, v in counts.items()}
+    return [
+        suite_check_result("index_suite", INDEX, run_id, _label(work), result, data_docs, extra)
+    ]

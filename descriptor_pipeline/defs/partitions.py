@@ -29,6 +29,24 @@ def partition_of(
     return DescriptorPartition.from_dimensions(key.keys_by_dimension)
 
 
+def partitions_of(context: dg.AssetExecutionContext) -> list[DescriptorPartition]:
+    """The partitions a run covers: one, or the range a backfill packed into the run
+    (`BackfillPolicy.multi_run`: one resource type, consecutive id ranges)."""
+    if not context.has_partition_key_range:
+        return [partition_of(context)]
+    keys = context.partition_keys
+    return [
+        DescriptorPartition.from_dimensions(
+            (k if isinstance(k, dg.MultiPartitionKey) else _parse(k)).keys_by_dimension
+        )
+        for k in keys
+    ]
+
+
+def _parse(key: str) -> dg.MultiPartitionKey:
+    return descriptor_partitions.get_partition_key_from_str(key)
+
+
 def multi_partition_key(partition: DescriptorPartition) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey(
         {"resource_type": partition.resource_type, "id_range": partition.id_range.key}

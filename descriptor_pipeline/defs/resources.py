@@ -4,6 +4,7 @@ from environment variables through `EnvVar`, resolved when a run starts, never a
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -55,6 +56,11 @@ class PipelineSettings(dg.ConfigurableResource):
         default="descriptor_index",
         description="Where descriptor_index writes: the published table, or "
         "descriptor_index_shadow for a full rebuild that is swapped in afterwards (Postgres).",
+    )
+    data_docs: Literal["on_failure", "always", "never"] = Field(
+        default="on_failure",
+        description="When a check renders its Great Expectations Data Docs page: when the "
+        "suite does not pass (default; rendering costs more than validating), always, or never.",
     )
     id_range_size: int = Field(
         default=10_000,
