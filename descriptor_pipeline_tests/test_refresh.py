@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import CatalogSource
@@ -56,15 +57,20 @@ def tick(
 
 
 def launch(dep: Deployment, request: dg.RunRequest, **kwargs: Any) -> dg.ExecuteInProcessResult:
-    """What the daemon does with a run request: a run of the three assets, with its tags."""
-    return dg.materialize(
-        descriptor_assets,
-        partition_key=request.partition_key,
-        tags=request.tags,
-        instance=dep.instance,
-        resources=dep.resources(),
-        **kwargs,
-    )
+    """What the daemon does with a run request: a run of the three assets, with its tags.
+
+    Started with Dagster's defs-state storage unbound, as conftest does per test: a sensor
+    evaluated in the same test can leave it bound to an instance that is gone (see conftest).
+    """
+    with set_defs_state_storage(None):
+        return dg.materialize(
+            descriptor_assets,
+            partition_key=request.partition_key,
+            tags=request.tags,
+            instance=dep.instance,
+            resources=dep.resources(),
+            **kwargs,
+        )
 
 
 def partition_keys(requests: list[dg.RunRequest]) -> list[str]:
