@@ -591,11 +591,15 @@ class LayerValidator:
             self.search_names.update({int(r["resource_id"]): r["search_name"] for r in rows})
         elif self.layer == "raw":
             self.frames.append(raw_frame(pd.DataFrame(rows)))
-        else:
-            stored = pd.DataFrame(rows)
+        else:  # fields and provenance parsed once, for the facts and the profile
+            parsed = [
+                {**r, "fields": _loads(r["fields"]), "provenance": _loads(r["provenance"])}
+                for r in rows
+            ]
+            stored = pd.DataFrame(parsed)
             self.frames.append(normalized_frame(self.resource_type, stored, self.vocabulary))
             if self.profile is not None:
-                self.profile.add(rows)
+                self.profile.add(parsed)
         self.seconds += time.perf_counter() - started
 
     def frame(self) -> pd.DataFrame:

@@ -346,14 +346,11 @@ def index_results(
     """Reconcile every id of the partitions and validate the documents this run wrote."""
     if _unchecked(work):
         return []
-    frames: list[pd.DataFrame] = []
-
-    def reconciled(w: PartitionWork) -> pd.DataFrame:
-        frames.append(_reconciliation_frame(w, store, source, table_name))
-        return frames[-1]
-
-    result = _validate("index", work, reconciled, None, quality.Thresholds.from_env())
-    frame = pd.concat(frames, ignore_index=True)
+    frames = {w.partition: _reconciliation_frame(w, store, source, table_name) for w in work}
+    result = _validate(
+        "index", work, lambda w: frames[w.partition], None, quality.Thresholds.from_env()
+    )
+    frame = pd.concat(frames.values(), ignore_index=True)
     counts = frame["status"].value_counts().to_dict()
     extra = {f"ids_{k}": int(v) for k, v in counts.items()}
     return [

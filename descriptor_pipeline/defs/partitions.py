@@ -23,7 +23,10 @@ descriptor_partitions = dg.MultiPartitionsDefinition(
 def partition_of(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
 ) -> DescriptorPartition:
-    key = context.partition_key
+    return _descriptor_partition(context.partition_key)
+
+
+def _descriptor_partition(key: str) -> DescriptorPartition:
     if not isinstance(key, dg.MultiPartitionKey):
         key = descriptor_partitions.get_partition_key_from_str(key)
     return DescriptorPartition.from_dimensions(key.keys_by_dimension)
@@ -31,20 +34,10 @@ def partition_of(
 
 def partitions_of(context: dg.AssetExecutionContext) -> list[DescriptorPartition]:
     """The partitions a run covers: one, or the range a backfill packed into the run
-    (`BackfillPolicy.multi_run`: one resource type, consecutive id ranges)."""
+    (`BackfillPolicy.multi_run`: consecutive keys of one dimension)."""
     if not context.has_partition_key_range:
         return [partition_of(context)]
-    keys = context.partition_keys
-    return [
-        DescriptorPartition.from_dimensions(
-            (k if isinstance(k, dg.MultiPartitionKey) else _parse(k)).keys_by_dimension
-        )
-        for k in keys
-    ]
-
-
-def _parse(key: str) -> dg.MultiPartitionKey:
-    return descriptor_partitions.get_partition_key_from_str(key)
+    return [_descriptor_partition(k) for k in context.partition_keys]
 
 
 def multi_partition_key(partition: DescriptorPartition) -> dg.MultiPartitionKey:
