@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -451,7 +450,9 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
     for p, home in homes.items():  # the in-process comparison always on SQLite, as specified
         home.mkdir()
         pg = pg_instance and p == "launched"
-        shutil.copy(REPO / f"dagster{'.postgres' if pg else ''}.yaml", home / "dagster.yaml")
+        # as scripts/env.sh writes it: shared settings, plus dagster-postgres storage
+        parts = ["dagster.yaml", *(["dagster.postgres.storage.yaml"] if pg else [])]
+        (home / "dagster.yaml").write_text("\n".join((REPO / f).read_text() for f in parts))
     if pg_instance:
         url = fresh_pg_database(stack, args.pg_url, "bench_launched_dagster", "postgresql+psycopg2")
         env["DAGSTER_POSTGRES_URL"] = os.environ["DAGSTER_POSTGRES_URL"] = url
@@ -560,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
     add("--index-url", help="a PostgreSQL URL: the two fresh index databases are created on its "
         "server (default: the catalog's server; SQLite files for a SQLite catalog)")  # fmt: skip
     add("--instance", choices=["sqlite", "postgres"], default="sqlite",
-        help="the launched path's instance: dagster.yaml or dagster.postgres.yaml")  # fmt: skip
+        help="the launched path's instance: SQLite or dagster-postgres storage")  # fmt: skip
     add("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="server for the instance's fresh database (--instance postgres)")  # fmt: skip
     add("--range-size", type=int, help="ids per id range (default 1000 demo, else 10000)")

@@ -1,14 +1,15 @@
 """Async refresh as plain functions: change detection, the refresh queue, requests, reconciliation.
 
 The sensors and schedules in `defs/` only wire these to Dagster; nothing here imports dagster, so
-the cursor math and the queue's claim/ack protocol are testable (and usable from a CLI) alone.
+the cursor math and the queue's batching are testable (and usable from a CLI) alone.
 
 Two tables live next to the index (created by `IndexStore.migrate()` via the shared metadata):
 
 - `descriptor_refresh_queue`: resources that must be re-indexed although their own `updated_at`
   did not move (their document embeds a changed resource, an operator asked, or reconciliation
-  found them stale). One row per resource; a sensor claims rows partition by partition and deletes
-  them only once a run for the claim exists, so an interrupted tick loses nothing.
+  found them stale). Append-only: `refresh_queue_sensor` reads it after the sequence number in its
+  Dagster cursor and requests runs with deterministic run keys, so a tick that dies before its
+  runs exist is evaluated again with the same cursor, and nothing is lost or launched twice.
 - `descriptor_refresh_requests`: the public way for another service to ask for a reindex:
   `INSERT INTO descriptor_refresh_requests (resource_type, resource_id, requested_by,
   requested_at, status) VALUES ('artist', 42, 'cms', now(), 'pending')`.
@@ -25,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
@@ -42,10 +42,7 @@ from descriptor_pipeline.normalization import NORMALIZATION_VERSION
 # ---------------------------------------------------------------- run tags (plain strings)
 
 TAG_MODE = "descriptor/refresh_mode"
-TAG_RESOURCE_TYPE = "descriptor/resource_type"
 TAG_LANE = "descriptor/lane"  # "fresh" (small, latency-bound) or "bulk" (whole catalog)
-TAG_CLAIM = "descriptor/claim"
-TAG_ATTEMPT = "descriptor/attempt"
 BULK_MODES = frozenset({"full", "reconcile"})
 # when one queued partition holds rows for several reasons, the run is tagged with the first
 QUEUE_REASONS = ("targeted", "fanout", "reconcile")
@@ -76,13 +73,10 @@ def parse_scope(tags: Mapping[str, str]) -> frozenset[int] | None:
         ) from None
 
 
-def run_tags(mode: str, resource_type: str | None = None, **extra: str) -> dict[str, str]:
-    """Tags every refresh run carries: the run coordinator limits concurrency by them."""
-    tags = {TAG_MODE: mode, TAG_LANE: "bulk" if mode in BULK_MODES else "fresh"}
-    if resource_type:
-        tags[TAG_RESOURCE_TYPE] = resource_type
-    tags.update(extra)
-    return tags
+def run_tags(mode: str, **extra: str) -> dict[str, str]:
+    """Tags every refresh run carries: the run coordinator limits concurrency by the lane
+    (and by `dagster/partition/resource_type`, which Dagster sets on partitioned runs)."""
+    return {TAG_MODE: mode, TAG_LANE: "bulk" if mode in BULK_MODES else "fresh", **extra}
 
 
 @dataclass(frozen=True)
@@ -95,7 +89,6 @@ class RefreshSettings:
     max_seen: int = 20_000  # (id, updated_at) pairs kept in the cursor per type
     queue_rows_per_tick: int = 5000
     queue_partitions_per_tick: int = 8
-    claim_lease: timedelta = timedelta(minutes=10)
     requests_per_tick: int = 1000
 
 
@@ -106,16 +99,19 @@ DEFAULT_SETTINGS = RefreshSettings()
 refresh_queue = sa.Table(
     "descriptor_refresh_queue",
     metadata,
+    # append-only: refresh_queue_sensor's cursor is the last seq it turned into run requests
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("resource_type", sa.String(16), nullable=False),
     sa.Column("resource_id", sa.BigInteger, nullable=False),
     sa.Column("reason", sa.String(16), nullable=False),
     sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("claim_key", sa.String(128)),
-    sa.Column("claimed_at", sa.DateTime(timezone=True)),
-    sa.PrimaryKeyConstraint("resource_type", "resource_id"),
+    sqlite_autoincrement=True,  # never reuse a seq, even after the table was pruned empty
 )
-sa.Index("descriptor_refresh_queue_claim", refresh_queue.c.claim_key)
-sa.Index("descriptor_refresh_queue_order", refresh_queue.c.enqueued_at)
 
 refresh_requests = sa.Table(
     "descriptor_refresh_requests",
@@ -148,10 +144,6 @@ def _utc(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _insert(engine: sa.Engine) -> Any:
-    return sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
 
 
 # ---------------------------------------------------------------- id ranges -> partitions
@@ -373,8 +365,8 @@ def enqueue(
     now: datetime | None = None,
     conn: sa.Connection | None = None,
 ) -> int:
-    """Mark resources dirty. Re-dirtying a claimed row releases the claim, so the change that
-    arrived after the claimed run may have read the catalog is not acknowledged away."""
+    """Append resources to re-index. A resource queued twice is refreshed twice at worst: the
+    second run finds nothing changed by hash and writes nothing."""
     now = now or _now()
     rows = [
         {
@@ -382,139 +374,112 @@ def enqueue(
             "resource_id": int(resource_id),
             "reason": reason,
             "enqueued_at": now,
-            "claim_key": None,
-            "claimed_at": None,
         }
         for resource_type, ids in items.items()
         for resource_id in sorted(set(ids))
     ]
     if not rows:
         return 0
-    stmt = _insert(store.engine)(refresh_queue)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["resource_type", "resource_id"],
-        set_={
-            "claim_key": None,
-            "claimed_at": None,
-            "enqueued_at": sa.case(
-                (refresh_queue.c.claim_key.is_(None), refresh_queue.c.enqueued_at),
-                else_=stmt.excluded.enqueued_at,
-            ),
-        },
-    )
     if conn is not None:
-        conn.execute(stmt, rows)
+        _append(conn, rows)
     else:
         with store.engine.begin() as own:
-            for start in range(0, len(rows), 5000):
-                own.execute(stmt, rows[start : start + 5000])
+            _append(own, rows)
     return len(rows)
 
 
+def _append(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert with commit order equal to seq order, which the sensor's cursor relies on.
+
+    PostgreSQL hands out sequence values before commit, so two concurrent writers could commit
+    seq 11 before seq 10, and a reader at 11 would skip 10 for good. Writers therefore take a
+    lock that only other writers wait for (plain reads go on). SQLite has one writer anyway.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f"LOCK TABLE {refresh_queue.name} IN SHARE ROW EXCLUSIVE MODE"))
+    for start in range(0, len(rows), 5000):
+        conn.execute(refresh_queue.insert(), rows[start : start + 5000])
+
+
 @dataclass(frozen=True)
-class Claim:
-    """One partition's queued rows, claimed under `claim_key` (also the run's run_key)."""
+class QueueBatch:
+    """One partition's queued rows between two sequence numbers: one run request."""
 
     partition: DescriptorPartition
-    claim_key: str
     reason: str
-    rows: int
-    ids: tuple[int, ...] = ()
+    first_seq: int
+    last_seq: int
+    ids: tuple[int, ...]
+
+    @property
+    def run_key(self) -> str:
+        """Deterministic: a tick evaluated again after a crash asks for the same runs, and
+        Dagster drops a run_key it has seen. A batch that grew since has a new key."""
+        return f"queue:{self.partition.key}:{self.first_seq}-{self.last_seq}"
 
 
-def claim_batch(
-    store: IndexStore,
-    ranges: RangeLookup,
-    settings: RefreshSettings = DEFAULT_SETTINGS,
-    now: datetime | None = None,
-) -> list[Claim]:
-    """Claim the oldest unclaimed rows, at most `queue_partitions_per_tick` partitions' worth.
+@dataclass
+class QueueRead:
+    batches: list[QueueBatch]
+    cursor: int  # the last seq consumed: the next read starts after it
+    uncovered: int = 0  # rows whose id no registered range holds (the growth run covers them)
 
-    A run refreshes a whole partition, so every unclaimed row of a chosen partition is claimed
-    with it. Rows whose id no registered range covers stay queued (the growth sensor adds it).
-    """
-    now = now or _now()
+
+def read_queue(
+    store: IndexStore, ranges: RangeLookup, after: int, settings: RefreshSettings = DEFAULT_SETTINGS
+) -> QueueRead:
+    """Rows after `after`, in order, grouped by partition, up to `queue_partitions_per_tick`
+    partitions and `queue_rows_per_tick` rows. Nothing is written: the cursor is the claim."""
     q = refresh_queue
-    with store.engine.begin() as conn:
-        head = conn.execute(
-            sa.select(q.c.resource_type, q.c.resource_id)
-            .where(q.c.claim_key.is_(None))
-            .order_by(q.c.enqueued_at, q.c.resource_type, q.c.resource_id)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(q.c.seq, q.c.resource_type, q.c.resource_id, q.c.reason)
+            .where(q.c.seq > after)
+            .order_by(q.c.seq)
             .limit(settings.queue_rows_per_tick)
         ).all()
-        chosen: list[DescriptorPartition] = []
-        for resource_type, resource_id in head:
-            id_range = ranges.range_of(int(resource_id))
-            if id_range is None:
-                continue
+    grouped: dict[DescriptorPartition, list[tuple[int, int, str]]] = {}
+    cursor, uncovered = after, 0
+    for seq, resource_type, resource_id, reason in rows:
+        id_range = ranges.range_of(int(resource_id))
+        if id_range is not None:
             partition = DescriptorPartition(resource_type, id_range)
-            if partition not in chosen:
-                chosen.append(partition)
-                if len(chosen) >= settings.queue_partitions_per_tick:
-                    break
-        claims = []
-        stamp = now.strftime("%Y%m%dT%H%M%S%f")
-        for partition in chosen:
-            in_partition = sa.and_(
-                q.c.claim_key.is_(None),
-                q.c.resource_type == partition.resource_type,
-                q.c.resource_id.between(partition.id_range.first, partition.id_range.last),
+            if partition not in grouped and len(grouped) >= settings.queue_partitions_per_tick:
+                break  # the next tick starts here
+            grouped.setdefault(partition, []).append((int(seq), int(resource_id), reason))
+        else:
+            uncovered += 1
+        cursor = int(seq)
+    batches = []
+    for partition, items in grouped.items():
+        reasons = {reason for _, _, reason in items}
+        batches.append(
+            QueueBatch(
+                partition,
+                next((r for r in QUEUE_REASONS if r in reasons), "fanout"),
+                items[0][0],
+                items[-1][0],
+                tuple(sorted({i for _, i, _ in items})),
             )
-            reasons = set(
-                conn.execute(sa.select(q.c.reason).where(in_partition).distinct()).scalars()
-            )
-            key = f"queue:{partition.key}:{stamp}"
-            ids = tuple(
-                int(i)
-                for i in conn.execute(sa.select(q.c.resource_id).where(in_partition)).scalars()
-            )
-            conn.execute(q.update().where(in_partition).values(claim_key=key, claimed_at=now))
-            reason = next((r for r in QUEUE_REASONS if r in reasons), "fanout")
-            claims.append(Claim(partition, key, reason, len(ids), ids))
-    return claims
-
-
-def outstanding_claims(store: IndexStore) -> dict[str, datetime]:
-    """Claim keys with rows still in the queue, and when each was claimed."""
-    q = refresh_queue
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(q.c.claim_key, sa.func.min(q.c.claimed_at))
-            .where(q.c.claim_key.is_not(None))
-            .group_by(q.c.claim_key)
-        ).all()
-    return {k: _utc(t) or _now() for k, t in rows}
-
-
-def ack_claims(store: IndexStore, claim_keys: Iterable[str]) -> int:
-    """Delete the rows of claims whose run exists: from now on Dagster owns (and retries) them."""
-    keys = sorted(set(claim_keys))
-    if not keys:
-        return 0
-    with store.engine.begin() as conn:
-        result = conn.execute(refresh_queue.delete().where(refresh_queue.c.claim_key.in_(keys)))
-    return int(result.rowcount or 0)
-
-
-def release_claims(store: IndexStore, claim_keys: Iterable[str]) -> int:
-    """Put rows of claims that never became a run back in the queue (tick died mid-way)."""
-    keys = sorted(set(claim_keys))
-    if not keys:
-        return 0
-    with store.engine.begin() as conn:
-        result = conn.execute(
-            refresh_queue.update()
-            .where(refresh_queue.c.claim_key.in_(keys))
-            .values(claim_key=None, claimed_at=None)
         )
+    return QueueRead(batches, cursor, uncovered)
+
+
+def prune_queue(store: IndexStore, through: int) -> int:
+    """Delete rows up to a cursor Dagster has committed: their runs exist."""
+    with store.engine.begin() as conn:
+        result = conn.execute(refresh_queue.delete().where(refresh_queue.c.seq <= through))
     return int(result.rowcount or 0)
 
 
-def queue_depth(store: IndexStore) -> dict[str, int]:
+def queue_depth(store: IndexStore, after: int = 0) -> dict[str, int]:
+    """Queued rows per resource type after a cursor (0: all rows still in the table)."""
     q = refresh_queue
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(q.c.resource_type, sa.func.count()).group_by(q.c.resource_type)
+            sa.select(q.c.resource_type, sa.func.count())
+            .where(q.c.seq > after)
+            .group_by(q.c.resource_type)
         ).all()
     return {t: int(n) for t, n in rows}
 

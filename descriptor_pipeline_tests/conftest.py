@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -87,20 +86,12 @@ class Deployment:
         return [self.materialize(p) for p in self.register(range_size)]
 
 
-@pytest.fixture(autouse=True)
-def _unbound_dagster_defs_state() -> Iterator[None]:
-    """Start every test with no current defs-state storage bound.
-
-    Dagster keeps it in a process-wide ContextVar, bound by `DagsterInstance.__enter__`. Some
-    sequence of test_refresh.py's tests (not pinned down; no single test does it) leaves it
-    bound to a disposed instance, and the next test that resolves Definitions in the same
-    worker fails with "undefined DagsterInstance weakref". Tests that enter an instance still
-    bind their own inside this.
-    """
-    from dagster._core.storage.defs_state.base import set_defs_state_storage
-
-    with set_defs_state_storage(None):
-        yield
+def write_instance_file(dagster_home: Path, postgres: bool = False) -> None:
+    """$DAGSTER_HOME/dagster.yaml as scripts/env.sh writes it: the shared settings, plus the
+    dagster-postgres storage for the production instance."""
+    parts = ["dagster.yaml", *(["dagster.postgres.storage.yaml"] if postgres else [])]
+    text = "\n".join((REPO / part).read_text() for part in parts)
+    (dagster_home / "dagster.yaml").write_text(text)
 
 
 @pytest.fixture
@@ -109,7 +100,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     dagster.yaml, a workspace loading the project, and catalog/index URLs in the environment."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    write_instance_file(dagster_home)
     (tmp_path / "workspace.yaml").write_text(
         "load_from:\n"
         "  - python_module:\n"

@@ -255,3 +255,18 @@ def test_a_packed_backfill_run_equals_one_run_per_partition(
         assert deployment.materialize(p).success
     single = index_rows(deployment)
     assert {k: v[0] for k, v in packed.items()} == {k: v[0] for k, v in single.items()}
+
+
+def test_an_empty_pair_launched_anyway_passes_its_checks_on_zero_rows(
+    deployment: Deployment,
+) -> None:
+    """The sensors launch only pairs with rows; a UI backfill may still select an empty one."""
+    partitions = deployment.register()
+    empty = [p for p in partitions if p not in deployment.catalog.occupied(partitions)]
+    assert empty, "the demo has empty type x range pairs"
+    result = deployment.materialize(empty[0])
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 5 and all(e.passed for e in evaluations)
+    suites = [e for e in evaluations if "rows_validated" in e.metadata]
+    assert suites and all(e.metadata["rows_validated"].value == 0 for e in suites)
+    assert metadata_of(result, "descriptor_index")["rows_written"] == 0

@@ -28,6 +28,5 @@ def test_definitions_are_loadable() -> None:
         "catalog_growth_sensor",
         "incremental_refresh_sensor",
         "refresh_queue_sensor",
-        "resume_failed_partitions_sensor",
     } <= sensors
     assert {s.name for s in defs.schedules or []} >= {"reconcile_schedule"}

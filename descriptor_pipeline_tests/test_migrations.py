@@ -13,7 +13,7 @@ from descriptor_pipeline.index_store import create_engine, metadata, run_migrati
 
 def _migrated_tables(url: str) -> set[str]:
     engine = create_engine(url)
-    assert run_migrations(engine) == "0005"
+    assert run_migrations(engine) == "0006"
     tables = set(sa.inspect(engine).get_table_names())
     engine.dispose()
     return tables

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +18,7 @@ from descriptor_pipeline.stages import (
     normalize_partition,
     publish_partition,
 )
-from descriptor_pipeline_tests.conftest import Deployment, metadata_of
+from descriptor_pipeline_tests.conftest import Deployment, metadata_of, write_instance_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTISTS = DescriptorPartition("artist", IdRange(0, 999))
@@ -150,7 +149,7 @@ def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str)
 
 def test_migrations_are_idempotent(pg_url: str) -> None:
     engine = create_engine(pg_url)
-    assert run_migrations(engine) == run_migrations(engine) == "0005"
+    assert run_migrations(engine) == run_migrations(engine) == "0006"
     engine.dispose()
 
 
@@ -160,7 +159,7 @@ def test_dagster_instance_on_postgres_stores_runs_and_partition_status(
     """The production instance file, loaded for real: dagster-postgres storage."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.postgres.yaml", home / "dagster.yaml")
+    write_instance_file(home, postgres=True)
     # dagster-postgres needs psycopg2: SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3,
     # on which dagster's `NOTIFY run_events, %(id)s` fails (server-side parameters).
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", pg_url.replace("+psycopg", "+psycopg2"))

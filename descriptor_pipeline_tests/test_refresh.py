@@ -11,7 +11,6 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import CatalogSource
@@ -48,29 +47,25 @@ def touch(
 def tick(
     sensor: dg.SensorDefinition, dep: Deployment, cursor: str | None = None
 ) -> dg.SensorResult:
-    context = dg.build_sensor_context(
+    # entered, so the resources it builds are torn down with it (Dagster's documented form)
+    with dg.build_sensor_context(
         instance=dep.instance, cursor=cursor, resources=dep.resources()
-    )
-    result = sensor(context)
+    ) as context:
+        result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
 
 def launch(dep: Deployment, request: dg.RunRequest, **kwargs: Any) -> dg.ExecuteInProcessResult:
-    """What the daemon does with a run request: a run of the three assets, with its tags.
-
-    Started with Dagster's defs-state storage unbound, as conftest does per test: a sensor
-    evaluated in the same test can leave it bound to an instance that is gone (see conftest).
-    """
-    with set_defs_state_storage(None):
-        return dg.materialize(
-            descriptor_assets,
-            partition_key=request.partition_key,
-            tags=request.tags,
-            instance=dep.instance,
-            resources=dep.resources(),
-            **kwargs,
-        )
+    """What the daemon does with a run request: a run of the three assets, with its tags."""
+    return dg.materialize(
+        descriptor_assets,
+        partition_key=request.partition_key,
+        tags=request.tags,
+        instance=dep.instance,
+        resources=dep.resources(),
+        **kwargs,
+    )
 
 
 def partition_keys(requests: list[dg.RunRequest]) -> list[str]:
@@ -124,7 +119,6 @@ def test_incremental_sensor_follows_the_cursor_and_catches_late_commits(
     assert partition_keys(second.run_requests) == [ARTISTS_0.key]
     (request,) = second.run_requests
     assert request.tags[refresh.TAG_MODE] == "incremental"
-    assert request.tags[refresh.TAG_RESOURCE_TYPE] == "artist"
     assert request.tags[refresh.TAG_LANE] == "fresh"
     assert refresh.queue_depth(dep.store).get("track", 0) >= 1  # dependants were queued
 
@@ -148,6 +142,8 @@ def test_incremental_sensor_follows_the_cursor_and_catches_late_commits(
     for req in (*fourth.run_requests, *fifth.run_requests):
         result = launch(dep, req)
         assert metadata_of(result, "descriptor_index")["rows_updated"] == 1
+        # the tag the run queue's per-type limit keys on (dagster.yaml), set by Dagster itself
+        assert result.dagster_run.tags["dagster/partition/resource_type"] == "artist"
     after = index_rows(dep)
     changed = {k for k in after if after[k] != before[k]}
     assert changed == {("artist", 5), ("artist", late_id)}  # not the row beyond the window
@@ -181,30 +177,28 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
     queued = sum(refresh.queue_depth(dep.store).values())
     assert queued == sum(len(v) for v in dependants.values())
 
-    # tick 1 claims one partition; its run is never created (the daemon died)
+    # tick 1 asks for one partition, but the daemon dies before storing its runs and cursor:
+    # the same tick is evaluated again and asks for the same run (Dagster drops a seen run_key)
     lost = tick(sensors.refresh_queue_sensor, dep)
     assert len(lost.run_requests) == 1
-    lost_key = str(lost.run_requests[0].partition_key)
-    # within the lease the claim is left alone and the next partition is served
-    requests = tick(sensors.refresh_queue_sensor, dep).run_requests
-    assert len(requests) == 1 and str(requests[0].partition_key) != lost_key
+    again = tick(sensors.refresh_queue_sensor, dep)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in lost.run_requests]
+    assert again.cursor == lost.cursor
     launched: list[str] = []
-    monkeypatch.setattr(
-        refresh,
-        "DEFAULT_SETTINGS",
-        dataclasses.replace(small_batches, claim_lease=timedelta(seconds=-1)),
-    )
+    requests, cursor = again.run_requests, again.cursor
     ticks = 2
     while requests:
         for req in requests:
-            assert req.tags[refresh.TAG_MODE] == "fanout" and req.tags[refresh.TAG_CLAIM]
+            assert req.tags[refresh.TAG_MODE] == "fanout"
             assert launch(dep, req).success
             launched.append(str(req.partition_key))
-        requests = tick(sensors.refresh_queue_sensor, dep).run_requests
+        result = tick(sensors.refresh_queue_sensor, dep, cursor)
+        requests, cursor = result.run_requests, result.cursor
         ticks += 1
         assert ticks < 20
-    # every dependant partition ran exactly once, the lost claim's after its lease expired
-    assert sorted(launched) == sorted(expected) and lost_key in launched
+    # every dependant partition ran exactly once, one partition per tick (small_batches)
+    assert sorted(launched) == sorted(expected)
+    tick(sensors.refresh_queue_sensor, dep, cursor)  # the committed cursor prunes the table
     assert refresh.queue_depth(dep.store) == {}
     for resource_type, ids in dependants.items():
         for resource_id in ids:
@@ -278,7 +272,8 @@ def test_growth_sensor_adds_ranges_and_requests_them(deployment: Deployment) -> 
         )
     grown = tick(sensors.catalog_growth_sensor, dep)
     assert list(grown.dynamic_partitions_requests[0].partition_keys) == ["000010000-000019999"]
-    assert "000010000-000019999|genre" in partition_keys(grown.run_requests)
+    # only the pair that holds the new row runs: the other three types have no row there
+    assert partition_keys(grown.run_requests) == ["000010000-000019999|genre"]
 
 
 # ---------------------------------------------------------------- full refresh, reconciliation
@@ -290,10 +285,10 @@ def test_full_refresh_schedule_requests_every_partition_on_the_bulk_lane(
     dep = deployment
     partitions = dep.register()
     when = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         instance=dep.instance, scheduled_execution_time=when, resources=dep.resources()
-    )
-    requests = schedules.full_refresh_schedule(context)
+    ) as context:
+        requests = schedules.full_refresh_schedule(context)
     # 3 id ranges x 4 types registered; albums stop below id 1000, genres below 2000
     empty = {"000001000-000001999|album", "000002000-000002999|album", "000002000-000002999|genre"}
     assert len(partitions) == 12
@@ -360,9 +355,11 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
     assert {("track", i) for i in expected["track"]} <= set(queued)
     assert {r for _, r in queued.items()} == {"reconcile"}
     # the repair for the track partition runs through the queue and leaves nothing to repair
-    repaired = 0
-    for _ in range(3):  # the other, never-built partitions are claimed first (oldest rows)
-        for request in tick(sensors.refresh_queue_sensor, dep).run_requests:
+    repaired, cursor = 0, None
+    for _ in range(3):  # the other, never-built partitions may come first
+        result = tick(sensors.refresh_queue_sensor, dep, cursor)
+        cursor = result.cursor
+        for request in result.run_requests:
             if str(request.partition_key) == TRACKS_0.key:
                 assert request.tags[refresh.TAG_MODE] == "reconcile"
                 assert launch(dep, request).success
@@ -371,7 +368,7 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
     assert refresh.reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500).repair_ids == set()
 
 
-# ---------------------------------------------------------------- crash, resume, attempts
+# ---------------------------------------------------------------- crash and resume
 
 
 def _crash_after(monkeypatch: pytest.MonkeyPatch, chunks: int) -> None:
@@ -389,6 +386,8 @@ def _crash_after(monkeypatch: pytest.MonkeyPatch, chunks: int) -> None:
 def test_crash_mid_partition_then_resume_gives_the_clean_index(
     tmp_path: Any, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The resume is what Dagster's re-execution from failure runs (the daemon's run_retries
+    or the UI's "Re-execute from failure"): the failed partition's steps again, same tags."""
     from descriptor_pipeline.demo.seed import seed_catalog
 
     deps = []
@@ -413,14 +412,9 @@ def test_crash_mid_partition_then_resume_gives_the_clean_index(
         committed = conn.execute(sa.text("SELECT count(*) FROM raw_descriptors")).scalar_one()
     assert committed == 3 * crashed.chunk_size  # three chunks were committed before the crash
 
-    monkeypatch.setattr(sensors, "RESUME_BACKOFF", timedelta(0))
-    (request,) = tick(sensors.resume_failed_partitions_sensor, crashed).run_requests
-    assert str(request.partition_key) == TRACKS_0.key
-    assert request.tags[refresh.TAG_MODE] == "resume" and request.tags[refresh.TAG_ATTEMPT] == "1"
-    resumed = launch(crashed, request)
+    resumed = crashed.materialize(TRACKS_0)
     raw = metadata_of(resumed, "raw_descriptors")
     assert raw["rows_unchanged"] == committed  # the checkpointed chunks were not rewritten
-    assert tick(sensors.resume_failed_partitions_sensor, crashed).run_requests == []
 
     def documents(dep: Deployment) -> dict[tuple[str, int], tuple[str, str]]:
         with dep.store.engine.connect() as conn:
@@ -431,27 +425,6 @@ def test_crash_mid_partition_then_resume_gives_the_clean_index(
 
     assert documents(crashed) == documents(clean) and len(documents(clean)) > 900
     print(f"\nresume: {committed} rows kept from before the crash, index equal to a clean run")
-
-
-def test_resume_gives_up_after_bounded_attempts_and_waits_for_backoff(
-    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    dep = deployment
-    dep.register()
-    _crash_after(monkeypatch, 0)
-    assert not dep.materialize(ARTISTS_0, raise_on_error=False).success
-    # default backoff: the first retry is not due yet
-    assert tick(sensors.resume_failed_partitions_sensor, dep).run_requests == []
-    monkeypatch.setattr(sensors, "RESUME_BACKOFF", timedelta(0))
-    attempts = []
-    for _ in range(sensors.RESUME_MAX_ATTEMPTS + 2):
-        requests = tick(sensors.resume_failed_partitions_sensor, dep).run_requests
-        if not requests:
-            break
-        (request,) = requests
-        attempts.append(request.tags[refresh.TAG_ATTEMPT])
-        assert not launch(dep, request, raise_on_error=False).success
-    assert attempts == ["1", "2", "3"]
 
 
 # ---------------------------------------------------------------- pure cursor math

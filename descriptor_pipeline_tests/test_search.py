@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from descriptor_pipeline.cli import main as cli_main
 from descriptor_pipeline.demo.seed import seed_catalog
@@ -20,12 +19,7 @@ from descriptor_pipeline_tests.conftest import Deployment
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     tmp = tmp_path_factory.mktemp("search")
     (tmp / "dagster_home").mkdir()
-    # module-scoped, so conftest's per-test unbinding of Dagster's defs-state storage has not
-    # run yet: start unbound here too (a test before it in this worker may have left it bound)
-    with (
-        set_defs_state_storage(None),
-        dg.instance_for_test(temp_dir=str(tmp / "dagster_home")) as instance,
-    ):
+    with dg.instance_for_test(temp_dir=str(tmp / "dagster_home")) as instance:
         dep = Deployment(
             f"sqlite:///{tmp / 'catalog.sqlite'}",
             f"sqlite:///{tmp / 'index.sqlite'}",

@@ -7,9 +7,8 @@ export DESCRIPTOR_CATALOG_URL="${DESCRIPTOR_CATALOG_URL:-$PG/descriptor_demo}"
 export DESCRIPTOR_INDEX_URL="${DESCRIPTOR_INDEX_URL:-$PG/descriptor_demo}"
 export DAGSTER_POSTGRES_URL="${DAGSTER_POSTGRES_URL:-${PG/postgresql:/postgresql+psycopg2:}/descriptor_dagster}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.dagster_home_postgres}"
+export DESCRIPTOR_INSTANCE=postgres
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-export DAGSTER_INSTANCE_FILE="$ROOT/dagster.postgres.yaml"
-ln -sf "$DAGSTER_INSTANCE_FILE" "$DAGSTER_HOME/dagster.yaml"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 "$VENV/bin/descriptor-pipeline" create-databases

@@ -8,7 +8,13 @@ export DESCRIPTOR_PIPELINE_DATA="${DESCRIPTOR_PIPELINE_DATA:-$ROOT/.data}"
 export DESCRIPTOR_CATALOG_URL="${DESCRIPTOR_CATALOG_URL:-sqlite:///$DESCRIPTOR_PIPELINE_DATA/catalog.sqlite}"
 export DESCRIPTOR_INDEX_URL="${DESCRIPTOR_INDEX_URL:-sqlite:///$DESCRIPTOR_PIPELINE_DATA/index.sqlite}"
 export DESCRIPTOR_CATALOG_MAPPING="${DESCRIPTOR_CATALOG_MAPPING:-}"
-# Which instance file DAGSTER_HOME uses: dagster.yaml (SQLite) or dagster.postgres.yaml.
-export DAGSTER_INSTANCE_FILE="${DAGSTER_INSTANCE_FILE:-$ROOT/dagster.yaml}"
+# The instance: dagster.yaml (shared settings, SQLite storage under DAGSTER_HOME), plus
+# dagster.postgres.storage.yaml when DESCRIPTOR_INSTANCE=postgres (dagster-postgres).
+export DESCRIPTOR_INSTANCE="${DESCRIPTOR_INSTANCE:-sqlite}"
 mkdir -p "$DAGSTER_HOME" "$DESCRIPTOR_PIPELINE_DATA"
-ln -sf "$DAGSTER_INSTANCE_FILE" "$DAGSTER_HOME/dagster.yaml"
+rm -f "$DAGSTER_HOME/dagster.yaml"  # earlier versions linked it here
+if [ "$DESCRIPTOR_INSTANCE" = postgres ]; then
+  cat "$ROOT/dagster.yaml" "$ROOT/dagster.postgres.storage.yaml" >"$DAGSTER_HOME/dagster.yaml"
+else
+  cp "$ROOT/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+fi

@@ -12,7 +12,7 @@ No `from __future__ import annotations` here: Dagster reads the context annotati
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import dagster as dg
 
@@ -21,8 +21,12 @@ from descriptor_pipeline.defs import checks
 from descriptor_pipeline.defs.checks import PartitionWork
 from descriptor_pipeline.defs.partitions import descriptor_partitions, partitions_of
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.documents import DOCUMENT_VERSION
+from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition
+from descriptor_pipeline.normalization import NORMALIZATION_VERSION
 from descriptor_pipeline.refresh import parse_scope
+from descriptor_pipeline.schema import FIELDS, SCHEMA_VERSION
 from descriptor_pipeline.stages import (
     StageReport,
     extract_raw,
@@ -31,18 +35,54 @@ from descriptor_pipeline.stages import (
     publish_partition,
 )
 
-# Transient errors (a dropped connection, a locked SQLite file) are retried with backoff.
+# Transient errors (a dropped connection, a locked SQLite file) are retried in the step with
+# backoff (about 5, 10, 20 s), then by the instance's run_retries from failure. A permanent error
+# fails once: `_fail` bypasses both (docs/orchestration.md, "Retries").
 transient_retry = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+# Dagster's run tag read by the daemon's run_retries when the run has failed
+NO_RUN_RETRY = {"dagster/retry_on_asset_or_op_failure": "false"}
 GROUP = "descriptors"
+OWNERS = ["team:search-platform"]
+# Concurrency pools (limits in dagster.yaml's `concurrency: pools:`): catalog readers, and the
+# writers of the stage tables and the index (one SQLite file takes one writer at a time).
+CATALOG_POOL = "descriptor_catalog"
+WRITER_POOL = "descriptor_index_writer"
 PARTITIONS_PER_BACKFILL_RUN = 4
 backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=PARTITIONS_PER_BACKFILL_RUN)
 Events = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
 
 
+def normalized_column_schema() -> dg.TableSchema:
+    """The canonical fields as the UI's column schema, generated from `schema.py`."""
+    columns: dict[str, dg.TableColumn] = {}
+    types: dict[str, list[str]] = {}
+    for resource_type, specs in FIELDS.items():
+        for spec in specs:
+            types.setdefault(spec.name, []).append(resource_type)
+            doc = spec.doc or f"from {', '.join(map(str, spec.sources))}"
+            columns.setdefault(spec.name, dg.TableColumn(spec.name, spec.kind, doc))
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                c.name,
+                c.type,
+                f"{c.description} ({', '.join(types[c.name])})",
+                tags={t: "" for t in types[c.name]},
+            )
+            for c in columns.values()
+        ]
+    )
+
+
 def _spec(
-    name: str, description: str, kinds: list[str], deps: list[str] | None = None
+    name: str,
+    description: str,
+    kinds: list[str],
+    code_version: str,
+    deps: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dg.AssetSpec:
     """One asset of the chain. `multi_asset` rather than `asset` only for `can_subset`: a run
     may then deselect the checks (`AssetSelection...without_checks()`)."""
@@ -53,13 +93,19 @@ def _spec(
         kinds=set(kinds),
         deps=deps or [],
         partitions_def=descriptor_partitions,
+        owners=OWNERS,
+        code_version=code_version,
+        metadata=metadata or {},
     )
 
 
 def scope_of(context: dg.AssetExecutionContext) -> frozenset[int] | None:
     """A refresh sensor that knows which ids changed tags the run with them (descriptor/ids):
     the run then reads and writes only those rows of the partition."""
-    return parse_scope(context.run.tags)
+    try:
+        return parse_scope(context.run.tags)
+    except ValueError as exc:
+        _fail(context, exc)
 
 
 def _materialized(work: list[PartitionWork], started: float) -> dg.MaterializeResult:
@@ -90,6 +136,28 @@ def _selected(
     return [r for r in results if r.check_name in wanted]
 
 
+def _fail(context: dg.AssetExecutionContext, error: Exception) -> NoReturn:
+    """Re-raise a transient error for the retry policies; fail a permanent one for good.
+
+    `Failure(allow_retries=False)` skips the step's RetryPolicy; the run tag stops the
+    daemon's run retry, which would otherwise re-run a deterministic error up to 2 more times.
+    """
+    if isinstance(error, dg.Failure):
+        if not error.allow_retries:
+            context.instance.add_run_tags(context.run.run_id, NO_RUN_RETRY)
+        raise error
+    if is_transient(error):
+        raise error
+    context.instance.add_run_tags(context.run.run_id, NO_RUN_RETRY)
+    raise dg.Failure(
+        description=f"{type(error).__name__} is not transient, so it is not retried: {error}"[
+            :4000
+        ],
+        metadata={"error_class": type(error).__name__, "retried": False},
+        allow_retries=False,
+    ) from error
+
+
 def _run(
     context: dg.AssetExecutionContext,
     stage: Callable[[DescriptorPartition, quality.LayerValidator | None], StageReport],
@@ -99,8 +167,8 @@ def _run(
     """Run the stage for each partition of the run, then its checks.
 
     In a packed run a partition that raises does not take the others down: they finish and are
-    recorded as materialized one by one, then the step fails with the error (its RetryPolicy
-    judges it), so the backfill marks only the failed partitions as failed.
+    recorded as materialized one by one, then the step fails with the error (`_fail` decides
+    whether a retry may follow), so the backfill marks only the failed partitions as failed.
     """
     partitions = partitions_of(context)
     work: list[PartitionWork] = []
@@ -111,7 +179,7 @@ def _run(
             report = stage(partition, observe)
         except Exception as exc:
             if len(partitions) == 1:
-                raise
+                _fail(context, exc)
             context.log.error(f"{partition.key} failed: {exc!r}")
             failures.append((partition, exc))
             continue
@@ -124,9 +192,12 @@ def _run(
                     asset_key=asset_key, partition=w.partition.key, metadata=w.report.metadata()
                 )
             )
-        raise failures[0][1]
+        _fail(context, failures[0][1])
     started = time.perf_counter()
-    results = check(work)
+    try:
+        results = check(work)
+    except Exception as exc:
+        _fail(context, exc)
     yield _materialized(work, started)
     yield from _selected(context, results)
 
@@ -134,9 +205,13 @@ def _run(
 @dg.multi_asset(
     specs=[
         _spec(
-            "raw_descriptors", "Catalog rows of the range with their linked rows' names.", ["sql"]
+            "raw_descriptors",
+            "Catalog rows of the range with their linked rows' names.",
+            ["sql"],
+            code_version=f"schema-{SCHEMA_VERSION}",
         )
     ],
+    pool=CATALOG_POOL,
     partitions_def=descriptor_partitions,
     retry_policy=transient_retry,
     backfill_policy=backfill_policy,
@@ -165,9 +240,12 @@ def raw_descriptors(
             "normalized_descriptors",
             "Canonical descriptors: every field with its provenance and normalization rules.",
             ["pandas", "sql"],
+            code_version=NORMALIZATION_VERSION,
             deps=["raw_descriptors"],
+            metadata={"dagster/column_schema": normalized_column_schema()},
         )
     ],
+    pool=WRITER_POOL,
     partitions_def=descriptor_partitions,
     retry_policy=transient_retry,
     backfill_policy=backfill_policy,
@@ -203,9 +281,11 @@ def normalized_descriptors(
             "descriptor_index",
             "The published search index: one document per resource.",
             ["sql"],
+            code_version=f"{NORMALIZATION_VERSION}-document-{DOCUMENT_VERSION}",
             deps=["normalized_descriptors"],
         )
     ],
+    pool=WRITER_POOL,
     partitions_def=descriptor_partitions,
     retry_policy=transient_retry,
     backfill_policy=backfill_policy,

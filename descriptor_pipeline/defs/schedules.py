@@ -51,7 +51,7 @@ def full_refresh_schedule(
         dg.RunRequest(
             run_key=f"full:{stamp}:{p.key}",
             partition_key=multi_partition_key(p),
-            tags=refresh.run_tags("full", p.resource_type),
+            tags=refresh.run_tags("full"),
         )
         for p in partitions
     ]
