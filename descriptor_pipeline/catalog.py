@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
+from descriptor_pipeline.store_engine import create_engine
 
 SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")  # the three descriptor sources
 RAW_COLUMNS = (
@@ -376,3 +378,10 @@ def _iso(value: Any) -> str | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@cache
+def open_catalog(url: str, mapping_file: str | None = None) -> CatalogSource:
+    """The catalog at `url` read through a mapping file (None: the demo's names); one per
+    URL and mapping per process, so its engine and reflected tables are shared."""
+    return CatalogSource(create_engine(url), CatalogConfig.from_file(mapping_file))

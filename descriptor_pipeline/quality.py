@@ -27,9 +27,7 @@ from typing import Any, Literal
 
 import orjson
 import pandas as pd
-import sqlalchemy as sa
 
-from descriptor_pipeline.index_store import metadata
 from descriptor_pipeline.normalization import (
     DESCRIPTION_MAX_CHARS,
     NAME_MAX_CHARS,
@@ -717,44 +715,6 @@ def compare_profiles(
         if moved:
             drifts.append(Drift(metric, old, new))
     return drifts
-
-
-# Baselines live next to the data, not in the Dagster event log: a primary-key read per
-# partition, the same on SQLite and Postgres, and independent of the instance's retention.
-quality_profiles = sa.Table(
-    "descriptor_quality_profile",
-    metadata,  # the index store's: versioned by migration 0003
-    sa.Column("partition_key", sa.String(64), primary_key=True),
-    sa.Column("run_id", sa.String(64), nullable=False),
-    sa.Column("profile", sa.Text, nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-
-def load_baseline(engine: sa.Engine, partition_key: str) -> dict[str, float] | None:
-    """The profile recorded by the last run whose normalized rows passed the critical suite."""
-    query = sa.select(quality_profiles.c.profile).where(
-        quality_profiles.c.partition_key == partition_key
-    )
-    with engine.connect() as conn:
-        text = conn.execute(query).scalar()
-    return orjson.loads(text) if text else None
-
-
-def save_baseline(
-    engine: sa.Engine, partition_key: str, run_id: str, values: dict[str, float]
-) -> None:
-    table = quality_profiles
-    with engine.begin() as conn:
-        conn.execute(table.delete().where(table.c.partition_key == partition_key))
-        conn.execute(
-            table.insert().values(
-                partition_key=partition_key,
-                run_id=run_id,
-                profile=orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode(),
-                recorded_at=datetime.now(UTC),
-            )
-        )
 
 
 # ---------------------------------------------------------------- quarantine summary

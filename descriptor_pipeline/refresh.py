@@ -29,15 +29,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import (
-    IndexStore,
+from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.normalization import NORMALIZATION_VERSION
+from descriptor_pipeline.tables import (
     descriptor_index,
     metadata,
     normalized_descriptors,
     quarantine,
     raw_descriptors,
 )
-from descriptor_pipeline.normalization import NORMALIZATION_VERSION
 
 # ---------------------------------------------------------------- run tags (plain strings)
 

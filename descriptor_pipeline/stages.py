@@ -22,14 +22,7 @@ import sqlalchemy as sa
 from descriptor_pipeline.catalog import SOURCE_COLUMNS, CatalogChunk, CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import (
-    PUBLISHED_TABLE,
-    IndexStore,
-    SyncCounts,
-    normalized_descriptors,
-    quarantine,
-    raw_descriptors,
-)
+from descriptor_pipeline.index_store import IndexStore, SyncCounts
 from descriptor_pipeline.normalization import (
     GenreVocabulary,
     NormalizationContext,
@@ -38,6 +31,7 @@ from descriptor_pipeline.normalization import (
 )
 from descriptor_pipeline.rejections import Rejection
 from descriptor_pipeline.schema import fields_of
+from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
 
 MAX_SOURCE_BYTES = 512 * 1024  # one JSON column larger than this is quarantined, not parsed
 HASHED_COLUMNS = ("name", *SOURCE_COLUMNS, "links")  # updated_at alone is not a change
@@ -106,16 +100,6 @@ class StageReport:
             "partitions_in_run": self.partitions,
             "catalog_unchanged": self.catalog_unchanged,
         }
-
-
-def _count_quarantined(store: IndexStore, partition: DescriptorPartition, stage: str) -> int:
-    query = (
-        sa.select(sa.func.count())
-        .select_from(quarantine)
-        .where(quarantine.c.partition_key == partition.key, quarantine.c.stage == stage)
-    )
-    with store.engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
 
 
 def partitions_with_rows(
@@ -258,7 +242,7 @@ def extract_raw(
         if unchanged is not None:
             report.catalog_unchanged = True
             report.counts.unchanged = unchanged
-            report.quarantined = _count_quarantined(store, partition, "raw")
+            report.quarantined = store.count_quarantined(partition.key, "raw")
             report.seconds = time.perf_counter() - started
             return report
     for chunk, scope in _catalog_chunks(source, partition, chunk_size, only_ids):
@@ -296,7 +280,7 @@ def extract_raw(
         report.chunks += 1
     if only_ids is None:
         store.record_fingerprint(partition, fingerprint)
-    report.quarantined = _count_quarantined(store, partition, "raw")
+    report.quarantined = store.count_quarantined(partition.key, "raw")
     report.seconds = time.perf_counter() - started
     return report
 
@@ -428,7 +412,7 @@ def normalize_partition(
         report.counts.add(counts)
         report.rejected += len(rejections)
         report.chunks += 1
-    report.quarantined = _count_quarantined(store, partition, "normalize")
+    report.quarantined = store.count_quarantined(partition.key, "normalize")
     report.seconds = time.perf_counter() - started
     return report
 

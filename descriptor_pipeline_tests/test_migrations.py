@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 import descriptor_pipeline.quality
 import descriptor_pipeline.refresh
-from descriptor_pipeline.index_store import create_engine, metadata, run_migrations
+from descriptor_pipeline.store_engine import create_engine, run_migrations
+from descriptor_pipeline.tables import metadata
 
 
 def _migrated_tables(url: str) -> set[str]:

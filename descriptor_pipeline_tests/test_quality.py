@@ -15,8 +15,8 @@ from descriptor_pipeline.defs.partitions import multi_partition_key
 from descriptor_pipeline.defs.replay import replay_quarantine
 from descriptor_pipeline.defs.resources import PipelineSettings
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import descriptor_index
 from descriptor_pipeline.normalization import normalize_frame
+from descriptor_pipeline.tables import descriptor_index
 from descriptor_pipeline_tests.conftest import Deployment
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))

@@ -12,7 +12,8 @@ from dagster._core.storage.defs_state.base import set_defs_state_storage
 
 from descriptor_pipeline.cli import main as cli_main
 from descriptor_pipeline.demo.seed import seed_catalog
-from descriptor_pipeline.index_store import IndexStore, fts_query
+from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.search import fts_query
 from descriptor_pipeline_tests.conftest import Deployment
 
 

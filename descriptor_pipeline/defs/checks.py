@@ -25,9 +25,9 @@ from descriptor_pipeline import quality
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
-from descriptor_pipeline.index_store import normalized_descriptors as normalized_table
-from descriptor_pipeline.index_store import raw_descriptors as raw_table
 from descriptor_pipeline.stages import StageReport
+from descriptor_pipeline.tables import normalized_descriptors as normalized_table
+from descriptor_pipeline.tables import raw_descriptors as raw_table
 
 RAW = dg.AssetKey("raw_descriptors")
 NORMALIZED = dg.AssetKey("normalized_descriptors")
@@ -238,14 +238,14 @@ def _drift_result(
         assert w.validator is not None and w.validator.profile is not None
         key, rows = w.partition.key, w.validator.rows
         current = w.validator.profile.values()
-        baseline = quality.load_baseline(store.engine, key)
+        baseline = store.load_baseline(key)
         for d in quality.compare_profiles(baseline, current, thresholds):
             drifted.append(
                 {"partition": key, "metric": d.metric, "before": d.before, "after": d.after}
             )
         whole = w.report.scoped_ids is None and w.report.counts.unchanged == 0 and rows > 0
         if whole and not suite.critical_failed:
-            quality.save_baseline(store.engine, key, run_id, current)
+            store.save_baseline(key, run_id, current)
             updated += 1
         profiled += rows
         if rows == 0:
