@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
+from descriptor_pipeline.schema import SOURCE_COLUMNS
 from descriptor_pipeline.store_engine import create_engine
+from descriptor_pipeline.values import is_missing
 
-SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")  # the three descriptor sources
 RAW_COLUMNS = (
     "resource_id",
     "source_updated_at",
@@ -369,7 +370,7 @@ class CatalogSource:
 
 
 def _iso(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if is_missing(value):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()

@@ -29,19 +29,18 @@ import orjson
 import pandas as pd
 
 from descriptor_pipeline.normalization import (
+    CONTROL_CHARS,
     DESCRIPTION_MAX_CHARS,
     NAME_MAX_CHARS,
     NORMALIZATION_VERSION,
     GenreVocabulary,
 )
-from descriptor_pipeline.schema import FieldSpec, fields_of
-from descriptor_pipeline.stages import SOURCE_COLUMNS
+from descriptor_pipeline.schema import SOURCE_COLUMNS, FieldSpec, fields_of
+from descriptor_pipeline.values import is_missing, json_value, plain
 
 Layer = Literal["raw", "normalized", "index"]
 LAYERS: tuple[Layer, ...] = ("raw", "normalized", "index")
 MAX_EXAMPLES = 5
-# The same characters the control_chars rule replaces: none may survive into a stored value.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _FUTURE_SKEW = timedelta(minutes=5)  # clock skew between the catalog's writers and us
 
 
@@ -331,29 +330,21 @@ def _summarize(r: Any) -> ExpectationSummary:
     if "unexpected_count" in outcome:
         observed = f"{outcome['unexpected_count']} unexpected of {outcome.get('element_count')}"
     else:
-        observed = str(_plain(outcome.get("observed_value")))
+        observed = str(plain(outcome.get("observed_value")))
     examples: list[str] = []
     column = config.kwargs.get("column")
     if r.success:  # a passing `mostly` expectation still lists unexpected rows: not news
         outcome = {}
     for item in outcome.get("partial_unexpected_index_list") or []:
         if isinstance(item, dict):
-            value = _plain(item.get(column)) if column else None
+            value = plain(item.get(column)) if column else None
             name = f" {_short(item['name'], 40)!r}" if item.get("name") is not None else ""
-            examples.append(f"id {_plain(item.get('resource_id'))}{name}: {_short(value)}")
+            examples.append(f"id {plain(item.get('resource_id'))}{name}: {_short(value)}")
     if not examples:
-        examples = [_short(_plain(v)) for v in outcome.get("partial_unexpected_list") or []]
+        examples = [_short(plain(v)) for v in outcome.get("partial_unexpected_list") or []]
     return ExpectationSummary(
         config.type, column, severity, bool(r.success), observed, tuple(examples[:MAX_EXAMPLES])
     )
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, float) and pd.isna(value):
-        return None
-    return value
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -398,7 +389,7 @@ INDEX_OK_STATUSES = ("published", "withdrawn", "quarantined")
 
 
 def _json_object_or_null(text: Any) -> bool:
-    if text is None or (isinstance(text, float) and pd.isna(text)):
+    if is_missing(text):
         return True
     try:
         return isinstance(orjson.loads(text), dict | None)
@@ -449,10 +440,6 @@ def _text_values(value: Any) -> Iterable[str]:
         yield from (v for v in value if isinstance(v, str))
 
 
-def _loads(value: Any) -> Any:
-    return value if isinstance(value, dict) else orjson.loads(value)
-
-
 def normalized_frame(
     resource_type: str, stored: pd.DataFrame, vocabulary: GenreVocabulary | None = None
 ) -> pd.DataFrame:
@@ -465,8 +452,8 @@ def normalized_frame(
     names = {s.name for s in specs}
     records = []
     for row in stored.to_dict("records"):
-        values = _loads(row["fields"])
-        provenance = _loads(row["provenance"])
+        values = json_value(row["fields"])
+        provenance = json_value(row["provenance"])
         schema_errors = len(names ^ set(values)) + sum(
             not _kind_ok(s, values.get(s.name)) for s in specs if s.name in values
         )
@@ -497,7 +484,7 @@ def normalized_frame(
                 "provenance_missing": missing,
                 "schema_errors": schema_errors,
                 "control_chars": any(
-                    _CONTROL.search(t) for v in values.values() for t in _text_values(v)
+                    CONTROL_CHARS.search(t) for v in values.values() for t in _text_values(v)
                 ),
                 "normalization_version": row["normalization_version"],
                 "blocked": bool(values.get("blocked")),
@@ -591,7 +578,7 @@ class LayerValidator:
             self.frames.append(raw_frame(pd.DataFrame(rows)))
         else:  # fields and provenance parsed once, for the facts and the profile
             parsed = [
-                {**r, "fields": _loads(r["fields"]), "provenance": _loads(r["provenance"])}
+                {**r, "fields": json_value(r["fields"]), "provenance": json_value(r["provenance"])}
                 for r in rows
             ]
             stored = pd.DataFrame(parsed)
@@ -643,8 +630,8 @@ class ProfileBuilder:
     def add(self, stored_rows: Iterable[dict[str, Any]]) -> None:
         for row in stored_rows:
             self.rows += 1
-            values = _loads(row["fields"])
-            provenance = _loads(row["provenance"])
+            values = json_value(row["fields"])
+            provenance = json_value(row["provenance"])
             for spec in self.specs:
                 if values.get(spec.name) in (None, [], ""):
                     self.nulls[spec.name] += 1

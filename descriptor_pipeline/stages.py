@@ -19,7 +19,7 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import SOURCE_COLUMNS, CatalogChunk, CatalogSource
+from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore, SyncCounts
@@ -30,8 +30,9 @@ from descriptor_pipeline.normalization import (
     normalize_frame,
 )
 from descriptor_pipeline.rejections import Rejection
-from descriptor_pipeline.schema import fields_of
+from descriptor_pipeline.schema import SOURCE_COLUMNS, fields_of
 from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
+from descriptor_pipeline.values import is_missing, plain
 
 MAX_SOURCE_BYTES = 512 * 1024  # one JSON column larger than this is quarantined, not parsed
 HASHED_COLUMNS = ("name", *SOURCE_COLUMNS, "links")  # updated_at alone is not a change
@@ -139,7 +140,7 @@ def validate_raw(
         resource_id = int(row["resource_id"])
         for column in SOURCE_COLUMNS:
             text = row.get(column)
-            if text is None or (isinstance(text, float) and pd.isna(text)):
+            if is_missing(text):
                 row[column] = None
         row["raw_hash"] = raw_hash(row)
         if stored.get(resource_id) == row["raw_hash"]:
@@ -299,7 +300,7 @@ def _stored_normalized_rows(
     now = datetime.now(UTC)
     rows = []
     for record in frame.to_dict("records"):
-        values = {n: _plain(record[n]) for n in names}
+        values = {n: plain(record[n]) for n in names}
         rows.append(
             {
                 "resource_type": resource_type,
@@ -309,7 +310,7 @@ def _stored_normalized_rows(
                 "provenance": record["provenance"],
                 "hidden": bool(values["hidden"]),
                 "blocked": bool(values["blocked"]),
-                "source_updated_at": _plain(record["source_updated_at"]),
+                "source_updated_at": plain(record["source_updated_at"]),
                 "normalization_version": record["normalization_version"],
                 "raw_hash": record["raw_hash"],
                 "input_hash": input_hashes[int(record["resource_id"])],
@@ -318,16 +319,6 @@ def _stored_normalized_rows(
             }
         )
     return rows
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and pd.isna(value):
-        return None
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
 
 
 def _stage_pages(
