@@ -82,10 +82,10 @@ def _worker_init(url: str, keys: list[str], home: str | None = None, checks: boo
 
 def _ready(_: int) -> bool:
     import descriptor_pipeline.defs.assets  # noqa: F401 - imported before the clock starts
-    from descriptor_pipeline import quality
+    from descriptor_pipeline.quality.suites import suite_for
 
     if _CHECKS:
-        quality.suite_for("raw", "genre")  # GX imported and its context built once per process
+        suite_for("raw", "genre")  # GX imported and its context built once per process
     time.sleep(0.2)  # hold the worker so every worker gets one warm-up task
     return True
 

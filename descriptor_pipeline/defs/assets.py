@@ -16,12 +16,12 @@ from typing import Any
 
 import dagster as dg
 
-from descriptor_pipeline import quality
 from descriptor_pipeline.defs import checks
 from descriptor_pipeline.defs.checks import PartitionWork
 from descriptor_pipeline.defs.partitions import descriptor_partitions, partitions_of
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
 from descriptor_pipeline.id_ranges import DescriptorPartition
+from descriptor_pipeline.quality.frames import LayerValidator
 from descriptor_pipeline.refresh import parse_scope
 from descriptor_pipeline.stages import (
     StageReport,
@@ -75,12 +75,12 @@ def _materialized(work: list[PartitionWork], started: float) -> dg.MaterializeRe
 
 def _validator(
     context: dg.AssetExecutionContext, *args: Any, **kwargs: Any
-) -> quality.LayerValidator | None:
+) -> LayerValidator | None:
     """A validator when the run selected this asset's checks (the UI's default); none when it
     did not (`AssetSelection...without_checks()`), and then nothing is validated."""
     if not context.selected_asset_check_keys:
         return None
-    return quality.LayerValidator(*args, **kwargs)
+    return LayerValidator(*args, **kwargs)
 
 
 def _selected(
@@ -92,8 +92,8 @@ def _selected(
 
 def _run(
     context: dg.AssetExecutionContext,
-    stage: Callable[[DescriptorPartition, quality.LayerValidator | None], StageReport],
-    validator: Callable[[DescriptorPartition], quality.LayerValidator | None],
+    stage: Callable[[DescriptorPartition, LayerValidator | None], StageReport],
+    validator: Callable[[DescriptorPartition], LayerValidator | None],
     check: Callable[[list[PartitionWork]], list[dg.AssetCheckResult]],
 ) -> Events:
     """Run the stage for each partition of the run, then its checks.
