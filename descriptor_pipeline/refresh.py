@@ -654,7 +654,7 @@ def reconcile_partition(
     """Diff one partition without writing: catalog rows are hashed exactly as extraction does,
     so a change that did not bump `updated_at` (an M2M link, a linked rename) shows as stale."""
     from descriptor_pipeline.documents import document_from_stored
-    from descriptor_pipeline.stages import validate_raw
+    from descriptor_pipeline.raw_stage import validate_raw
 
     report = ReconcileReport(partition)
     catalog_ids: set[int] = set()

@@ -22,10 +22,10 @@ from descriptor_pipeline.defs.partitions import descriptor_partitions, partition
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.quality.frames import LayerValidator
+from descriptor_pipeline.raw_stage import extract_raw
 from descriptor_pipeline.refresh import parse_scope
 from descriptor_pipeline.stages import (
     StageReport,
-    extract_raw,
     normalization_context,
     normalize_partition,
     publish_partition,
