@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogConfig
 from descriptor_pipeline.demo.seed import SEEDED_AT, catalog_metadata, fixture_records
-from descriptor_pipeline.index_store import create_engine
+from descriptor_pipeline.store_engine import create_engine
 
 BATCH = 20_000
 

@@ -44,9 +44,10 @@ import dagster as dg
 import sqlalchemy as sa
 
 from descriptor_pipeline import refresh
+from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import GROUP
 from descriptor_pipeline.defs.partitions import all_partitions, register_id_ranges
-from descriptor_pipeline.defs.resources import _catalog_source, _index_store
+from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.stages import partitions_with_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +200,7 @@ def work_done(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, int
 
 
 def index_rows(url: str) -> int:
-    with _index_store(url).engine.connect() as conn:
+    with open_store(url).engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT count(*) FROM descriptor_index")).scalar_one())
 
 
@@ -430,8 +431,8 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
     """Fills `result` as it goes, so a failure still leaves what was measured."""
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_launched_")))
     catalog_url = args.catalog_url or f"sqlite:///{tmp / 'catalog.sqlite'}"
-    source = _catalog_source(catalog_url, None)
-    stack.callback(_index_store.cache_clear)
+    source = open_catalog(catalog_url, None)
+    stack.callback(open_store.cache_clear)
     if args.catalog == "demo":
         from descriptor_pipeline.demo.seed import seed_catalog
 
@@ -462,7 +463,7 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             register_id_ranges(instance, max_id, range_size)
             ranges = all_partitions(instance)
-            keys = [q.key for q in partitions_with_rows(source, _index_store(index[p]), ranges)]
+            keys = [q.key for q in partitions_with_rows(source, open_store(index[p]), ranges)]
     catalog = (
         "demo (seeded into a temp SQLite file)" if args.catalog else source.engine.url.database
     )
@@ -503,7 +504,7 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
     result["ratio_launched_to_in_process"] = backfill["seconds"] / inproc["seconds"]
 
     result["meta"]["sensor_first_tick_seconds"] = start_sensors(gql, logs)
-    row = Row(source, _index_store(index["launched"]), args.change_type)
+    row = Row(source, open_store(index["launched"]), args.change_type)
     stack.callback(row.restore)
     result["meta"]["changed_row"] = f"{row.resource_type}:{row.id}"
     result["through_sensors"] = through_sensors(gql, row, args.repeats, logs)

@@ -283,7 +283,7 @@ def scratch_database(url: str, purpose: str, migrate: bool = False) -> Iterator[
 
 def _migrate(url: str) -> None:
     """The real index shape, made by the real migrations."""
-    from descriptor_pipeline.index_store import create_engine, run_migrations
+    from descriptor_pipeline.store_engine import create_engine, run_migrations
 
     engine = create_engine(url)
     run_migrations(engine)

@@ -82,10 +82,10 @@ def _worker_init(url: str, keys: list[str], home: str | None = None, checks: boo
 
 def _ready(_: int) -> bool:
     import descriptor_pipeline.defs.assets  # noqa: F401 - imported before the clock starts
-    from descriptor_pipeline import quality
+    from descriptor_pipeline.quality.suites import suite_for
 
     if _CHECKS:
-        quality.suite_for("raw", "genre")  # GX imported and its context built once per process
+        suite_for("raw", "genre")  # GX imported and its context built once per process
     time.sleep(0.2)  # hold the worker so every worker gets one warm-up task
     return True
 
@@ -178,8 +178,9 @@ def partitions_for(url: str) -> tuple[list[tuple[str, str]], int]:
     """The partitions a full refresh runs (those with rows), and how many are registered."""
     from descriptor_pipeline.catalog import CatalogSource
     from descriptor_pipeline.id_ranges import DescriptorPartition
-    from descriptor_pipeline.index_store import IndexStore, create_engine
+    from descriptor_pipeline.index_store import IndexStore
     from descriptor_pipeline.stages import partitions_with_rows
+    from descriptor_pipeline.store_engine import create_engine
 
     with psycopg.connect(dsn(url)) as conn:
         max_id = max(
@@ -233,8 +234,8 @@ def copy_ceiling(url: str) -> tuple[float, int]:
 
 def naive_rate(url: str, sample_size: int, seed: int) -> float:
     from descriptor_pipeline.catalog import CatalogSource
-    from descriptor_pipeline.index_store import create_engine
     from descriptor_pipeline.stages import normalization_context
+    from descriptor_pipeline.store_engine import create_engine
 
     engine = create_engine(url)
     ctx = normalization_context(CatalogSource(engine))
@@ -352,7 +353,8 @@ def incremental(url: str, seed: int) -> dict[str, Any]:
 
 
 def lookups(url: str, seed: int, n: int = 1000, clients: int = 8) -> dict[str, float]:
-    from descriptor_pipeline.index_store import IndexStore, create_engine
+    from descriptor_pipeline.index_store import IndexStore
+    from descriptor_pipeline.store_engine import create_engine
 
     store = IndexStore(create_engine(url, pool_size=clients, max_overflow=0))
     rng = random.Random(seed)
@@ -450,7 +452,7 @@ def _dlt_rate(peers: dict[str, Any], mode: str) -> float | None:
 def bench_size(
     admin_url: str, size: int, seed: int, workers: int, naive_sample: int, scaling: bool
 ) -> dict[str, Any]:
-    from descriptor_pipeline.index_store import create_engine, run_migrations
+    from descriptor_pipeline.store_engine import create_engine, run_migrations
 
     url = fresh_database(admin_url, f"bench_{size}")
     out: dict[str, Any] = {"resources_requested": size}

@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
+from descriptor_pipeline.schema import SOURCE_COLUMNS
+from descriptor_pipeline.store_engine import create_engine
+from descriptor_pipeline.values import is_missing
 
-SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")  # the three descriptor sources
 RAW_COLUMNS = (
     "resource_id",
     "source_updated_at",
@@ -367,7 +370,7 @@ class CatalogSource:
 
 
 def _iso(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if is_missing(value):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
@@ -376,3 +379,10 @@ def _iso(value: Any) -> str | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@cache
+def open_catalog(url: str, mapping_file: str | None = None) -> CatalogSource:
+    """The catalog at `url` read through a mapping file (None: the demo's names); one per
+    URL and mapping per process, so its engine and reflected tables are shared."""
+    return CatalogSource(create_engine(url), CatalogConfig.from_file(mapping_file))

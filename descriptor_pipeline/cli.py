@@ -11,6 +11,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported lazily at run time: `--help` stays fast
+    from descriptor_pipeline.catalog import CatalogSource
+    from descriptor_pipeline.index_store import IndexStore
 
 DEFAULT_DATA_DIR = Path(".data")
 # The console shows this CLI's figures; step-level events stay in the instance's event log (UI).
@@ -26,18 +31,18 @@ def _default_env() -> None:
     os.environ.setdefault("DESCRIPTOR_CATALOG_MAPPING", "")
 
 
-def _catalog():
-    from descriptor_pipeline.defs.resources import _catalog_source
+def _catalog() -> CatalogSource:
+    from descriptor_pipeline.catalog import open_catalog
 
-    return _catalog_source(
+    return open_catalog(
         os.environ["DESCRIPTOR_CATALOG_URL"], os.environ.get("DESCRIPTOR_CATALOG_MAPPING") or None
     )
 
 
-def _store():
-    from descriptor_pipeline.defs.resources import _index_store
+def _store() -> IndexStore:
+    from descriptor_pipeline.index_store import open_store
 
-    return _index_store(os.environ["DESCRIPTOR_INDEX_URL"])
+    return open_store(os.environ["DESCRIPTOR_INDEX_URL"])
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -146,7 +151,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from descriptor_pipeline.index_store import create_engine, run_migrations
+    from descriptor_pipeline.store_engine import create_engine, run_migrations
 
     version = run_migrations(create_engine(os.environ["DESCRIPTOR_INDEX_URL"]))
     print(f"index database at migration {version}")
@@ -157,22 +162,13 @@ def cmd_create_databases(args: argparse.Namespace) -> int:
     """Create the PostgreSQL databases the URLs name, if missing (needs CREATEDB)."""
     import sqlalchemy as sa
 
+    from descriptor_pipeline.store_engine import create_missing_database
+
     names = ("DESCRIPTOR_CATALOG_URL", "DESCRIPTOR_INDEX_URL", "DAGSTER_POSTGRES_URL")
     for variable in names:
         url = os.environ.get(variable, "")
-        if not url.startswith("postgres"):
-            continue
-        parsed = sa.make_url(url).set(drivername="postgresql+psycopg")
-        admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
-            ).first()
-            if not exists:
-                quoted = admin.dialect.identifier_preparer.quote(parsed.database)
-                conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
-                print(f"created database {parsed.database} ({variable})")
-        admin.dispose()
+        if create_missing_database(url):
+            print(f"created database {sa.make_url(url).database} ({variable})")
     return 0
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pandas as pd
 
 from descriptor_pipeline.normalization import content_hash
 from descriptor_pipeline.schema import fields_of
+from descriptor_pipeline.values import is_missing, json_value
 
 DOCUMENT_VERSION = 1
 
@@ -35,9 +35,7 @@ INDEX_COLUMNS = (
 
 
 def _present(value: Any) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, float) and pd.isna(value):
+    if is_missing(value):
         return False
     if isinstance(value, list | tuple):
         return len(value) > 0
@@ -123,9 +121,7 @@ def publish_hash(normalized_content_hash: str) -> str:
 
 def document_from_stored(resource_type: str, stored: dict[str, Any]) -> dict[str, Any] | None:
     """A stored normalized row -> its index document, or None when editorially blocked."""
-    fields = (
-        stored["fields"] if isinstance(stored["fields"], dict) else orjson.loads(stored["fields"])
-    )
+    fields = json_value(stored["fields"])
     if fields.get("blocked"):
         return None
     provenance = stored["provenance"]

@@ -1,186 +1,36 @@
-"""The pipeline's own tables and the published index.
+"""The pipeline's stage tables and the published index, behind one `IndexStore`.
 
 Writes are idempotent: each stage diffs a chunk against what is stored (by key and hash) and
-writes only rows that are new or changed, deleting rows that vanished from the catalog. Search
-is dialect-specific (SQLite FTS5 here; Postgres tsvector in `index_store_postgres`).
+writes only rows that are new or changed, deleting rows that vanished from the catalog. The
+per-partition bookkeeping (quarantine, range fingerprints, drift baselines) is the
+`PartitionLedger` half of the class; search is in `search`, PostgreSQL's COPY and shadow swap
+in `index_store_postgres`, the table declarations in `tables`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from functools import cache
 from typing import Any
 
-import orjson
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from descriptor_pipeline import search as search_module
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.rejections import Rejection
-
-metadata = sa.MetaData()
-JSONText = sa.Text().with_variant(postgresql.JSONB(), "postgresql")
-BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-def _key_columns() -> list[sa.Column[Any]]:
-    return [
-        sa.Column("resource_type", sa.String(16), nullable=False),
-        sa.Column("resource_id", sa.BigInteger, nullable=False),
-    ]
-
-
-raw_descriptors = sa.Table(
-    "raw_descriptors",
-    metadata,
-    *_key_columns(),
-    sa.Column("source_updated_at", sa.Text),
-    sa.Column("name", sa.Text),
-    sa.Column("spotify_data", sa.Text),
-    sa.Column("enrichment_data", sa.Text),
-    sa.Column("custom_data", sa.Text),
-    sa.Column("links", sa.Text),
-    sa.Column("raw_hash", sa.String(64), nullable=False),
-    sa.Column("extracted_at", sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint("resource_type", "resource_id"),
+from descriptor_pipeline.partition_ledger import PartitionLedger
+from descriptor_pipeline.search import SearchHit
+from descriptor_pipeline.store_engine import create_engine, dialect_insert, run_migrations
+from descriptor_pipeline.tables import (
+    PUBLISHED_TABLE,
+    descriptor_index,
+    normalized_descriptors,
+    quarantine,
+    raw_descriptors,
+    shadow_index_table,
 )
-
-normalized_descriptors = sa.Table(
-    "normalized_descriptors",
-    metadata,
-    *_key_columns(),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("fields", JSONText, nullable=False),  # typed values per the canonical schema
-    sa.Column("provenance", JSONText, nullable=False),
-    sa.Column("hidden", sa.Boolean, nullable=False),
-    sa.Column("blocked", sa.Boolean, nullable=False),
-    sa.Column("source_updated_at", sa.Text),
-    sa.Column("normalization_version", sa.String(32), nullable=False),
-    sa.Column("raw_hash", sa.String(64), nullable=False),
-    sa.Column("input_hash", sa.String(64), nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("normalized_at", sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint("resource_type", "resource_id"),
-)
-
-descriptor_index = sa.Table(
-    "descriptor_index",
-    metadata,
-    sa.Column("doc_id", BigId, primary_key=True, autoincrement=True),
-    *_key_columns(),
-    sa.Column("document_key", sa.String(40), nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("display_text", sa.Text, nullable=False),
-    sa.Column("search_name", sa.Text, nullable=False),
-    sa.Column("search_aliases", sa.Text, nullable=False),
-    sa.Column("search_facets", sa.Text, nullable=False),
-    sa.Column("search_description", sa.Text, nullable=False),
-    sa.Column("document", JSONText, nullable=False),
-    sa.Column("hidden", sa.Boolean, nullable=False),
-    sa.Column("normalization_version", sa.String(32), nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("input_hash", sa.String(64)),  # normalized content hash + document version
-    sa.Column("source_updated_at", sa.Text),
-    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
-    sa.UniqueConstraint("resource_type", "resource_id", name="descriptor_index_key"),
-)
-
-quarantine = sa.Table(
-    "descriptor_quarantine",
-    metadata,
-    *_key_columns(),
-    sa.Column("stage", sa.String(16), nullable=False),
-    sa.Column("partition_key", sa.String(64), nullable=False),
-    sa.Column("rule", sa.String(128), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("raw_value", sa.Text),
-    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.PrimaryKeyConstraint("resource_type", "resource_id", "stage"),
-)
-sa.Index("descriptor_quarantine_partition", quarantine.c.partition_key, quarantine.c.stage)
-
-# What each partition's catalog range looked like when its raw rows were last fully synced.
-range_fingerprints = sa.Table(
-    "descriptor_range_fingerprint",
-    metadata,
-    sa.Column("partition_key", sa.String(64), primary_key=True),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("raw_rows", sa.Integer, nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-# bm25 column weights, in the order of the FTS columns: name > aliases > facets > description
-_SQLITE_SEARCH = sa.text("""
-    SELECT d.resource_type, d.resource_id, d.document_key, d.name, d.display_text,
-           -bm25(descriptor_index_fts, 10.0, 5.0, 2.0, 1.0) AS rank
-    FROM descriptor_index_fts JOIN descriptor_index d ON d.doc_id = descriptor_index_fts.rowid
-    WHERE descriptor_index_fts MATCH :query
-      AND (:include_hidden OR NOT d.hidden)
-      AND (:resource_type IS NULL OR d.resource_type = :resource_type)
-    ORDER BY (d.search_name = :exact COLLATE NOCASE) DESC, rank DESC LIMIT :limit""")
-
-
-PUBLISHED_TABLE = "descriptor_index"
-_shadow_metadata = sa.MetaData()
-MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def run_migrations(engine: sa.Engine, revision: str = "head") -> str:
-    """Upgrade the index database to `revision`; returns the version it is at."""
-    from alembic import command
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-    with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"version_table": "descriptor_pipeline_version"}
-        )
-        version = context.get_current_revision() or ""
-    _check_every_table_is_migrated(engine)
-    return version
-
-
-def _check_every_table_is_migrated(engine: sa.Engine) -> None:
-    """A table declared in code but created by no migration is a bug: say so at once."""
-    existing = set(sa.inspect(engine).get_table_names())
-    missing = sorted(name for name in metadata.tables if name not in existing)
-    if missing:
-        raise RuntimeError(f"tables declared in code have no migration: {missing}")
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the UI and search read while a partition commits; busy_timeout makes concurrent
-    # partition runs wait for the write lock instead of failing.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def create_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """SQLite with WAL, or PostgreSQL through psycopg 3 (COPY) whatever driver the URL names."""
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if url.startswith("postgresql"):
-        # JSONB columns decode with orjson: the stdlib decoder was 17-22% of a full backfill
-        kwargs.setdefault("json_deserializer", orjson.loads)
-    engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_on_connect)
-    return engine
 
 
 @dataclass
@@ -202,52 +52,12 @@ class SyncCounts:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    resource_type: str
-    resource_id: int
-    document_key: str
-    name: str
-    display_text: str
-    rank: float
-
-    @classmethod
-    def from_row(cls, row: Any) -> SearchHit:
-        """One result row of either dialect's search query."""
-        return cls(
-            row.resource_type,
-            int(row.resource_id),
-            row.document_key,
-            row.name,
-            row.display_text,
-            float(row.rank),
-        )
-
-
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-
-
-def fts_query(text: str) -> str | None:
-    """A safe FTS5 query: each word quoted (no operator injection), the last one a prefix."""
-    tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
-    if not tokens:
-        return None
-    quoted = [f'"{t}"' for t in tokens]
-    quoted[-1] += "*"
-    return " ".join(quoted)
-
-
-def exact_text(text: str) -> str:
-    """The query as a name would be stored, so an exact name match can rank first."""
-    return " ".join(unicodedata.normalize("NFKC", text).split())
-
-
 @dataclass
-class IndexStore:
+class IndexStore(PartitionLedger):
     """The pipeline's tables in one database (SQLite file or Postgres)."""
 
     engine: sa.Engine
-    _now: Any = field(default=lambda: datetime.now(UTC))
+    _now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def dialect(self) -> str:
@@ -263,14 +73,9 @@ class IndexStore:
             return descriptor_index
         if self.dialect != "postgresql":
             raise ValueError("shadow index tables need PostgreSQL; SQLite rebuilds in place")
-        if name not in _shadow_metadata.tables:
-            descriptor_index.to_metadata(_shadow_metadata, name=name)
-        return _shadow_metadata.tables[name]
+        return shadow_index_table(name)
 
     # ---------------------------------------------------------------- generic diff-and-write
-
-    def _insert(self) -> Any:
-        return sqlite.insert if self.dialect == "sqlite" else postgresql.insert
 
     def existing_hashes(
         self,
@@ -335,7 +140,7 @@ class IndexStore:
     def _upsert(
         self, conn: sa.Connection, table: sa.Table, hash_column: str, rows: Sequence[dict[str, Any]]
     ) -> None:
-        stmt = self._insert()(table)
+        stmt = dialect_insert(self.engine)(table)
         key = ["resource_type", "resource_id"]
         update = {
             c.name: stmt.excluded[c.name] for c in table.columns if c.name not in (*key, "doc_id")
@@ -458,130 +263,6 @@ class IndexStore:
             )
         return int(result.rowcount or 0)
 
-    # ---------------------------------------------------------------- range fingerprints
-
-    def _raw_rows(self, conn: sa.Connection, partition: DescriptorPartition) -> int:
-        span = partition.id_range
-        query = (
-            sa.select(sa.func.count())
-            .select_from(raw_descriptors)
-            .where(
-                raw_descriptors.c.resource_type == partition.resource_type,
-                raw_descriptors.c.resource_id.between(span.first, span.last),
-            )
-        )
-        return int(conn.execute(query).scalar() or 0)
-
-    def unchanged_rows(self, partition: DescriptorPartition, fingerprint: str) -> int | None:
-        """The partition's raw row count if its catalog range still has this fingerprint and its
-        raw rows are all there (a truncated stage table must be refilled); else None."""
-        table = range_fingerprints
-        with self.engine.connect() as conn:
-            stored = conn.execute(
-                sa.select(table.c.fingerprint, table.c.raw_rows).where(
-                    table.c.partition_key == partition.key
-                )
-            ).first()
-            if stored is None or stored.fingerprint != fingerprint:
-                return None
-            rows = self._raw_rows(conn, partition)
-        return rows if rows == stored.raw_rows else None
-
-    def record_fingerprint(self, partition: DescriptorPartition, fingerprint: str | None) -> None:
-        """After a whole-range sync: remember the range (None forgets it)."""
-        table = range_fingerprints
-        with self.engine.begin() as conn:
-            conn.execute(table.delete().where(table.c.partition_key == partition.key))
-            if fingerprint is not None:
-                conn.execute(
-                    table.insert().values(
-                        partition_key=partition.key,
-                        fingerprint=fingerprint,
-                        raw_rows=self._raw_rows(conn, partition),
-                        recorded_at=datetime.now(UTC),
-                    )
-                )
-
-    # ---------------------------------------------------------------- quarantine
-
-    def record_rejections(
-        self,
-        conn: sa.Connection,
-        partition: DescriptorPartition,
-        stage: str,
-        span: IdRange,
-        rejections: Sequence[Rejection],
-        resolved_ids: set[int] | None = None,
-    ) -> None:
-        """Upsert this span's rejections; rows of the span that now pass leave quarantine.
-
-        `resolved_ids` limits clean-up to the rows this run really re-examined (a stage that
-        skipped an unchanged row must not clear its earlier rejection).
-        """
-        now = self._now()
-        current = {r.resource_id for r in rejections}
-        q = quarantine
-        if rejections:
-            stmt = self._insert()(q)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["resource_type", "resource_id", "stage"],
-                set_={
-                    "partition_key": stmt.excluded.partition_key,
-                    "rule": stmt.excluded.rule,
-                    "reason": stmt.excluded.reason,
-                    "raw_value": stmt.excluded.raw_value,
-                    "last_seen": stmt.excluded.last_seen,
-                    "attempts": q.c.attempts + 1,
-                },
-            )
-            conn.execute(
-                stmt,
-                [
-                    {
-                        "resource_type": partition.resource_type,
-                        "resource_id": r.resource_id,
-                        "stage": stage,
-                        "partition_key": partition.key,
-                        "rule": r.rule,
-                        "reason": r.reason,
-                        "raw_value": r.raw_value,
-                        "first_seen": now,
-                        "last_seen": now,
-                        "attempts": 1,
-                    }
-                    for r in rejections
-                ],
-            )
-        clear = sa.and_(
-            q.c.resource_type == partition.resource_type,
-            q.c.stage == stage,
-            q.c.resource_id.between(span.first, span.last),
-        )
-        if current:
-            clear = sa.and_(clear, q.c.resource_id.not_in(sorted(current)))
-        if resolved_ids is not None:
-            if not resolved_ids:
-                return
-            clear = sa.and_(clear, q.c.resource_id.in_(sorted(resolved_ids)))
-        conn.execute(q.delete().where(clear))
-
-    def quarantined_ids(
-        self, conn: sa.Connection, resource_type: str, stage: str, span: IdRange
-    ) -> set[int]:
-        query = sa.select(quarantine.c.resource_id).where(
-            quarantine.c.resource_type == resource_type,
-            quarantine.c.stage == stage,
-            quarantine.c.resource_id.between(span.first, span.last),
-        )
-        return {int(r[0]) for r in conn.execute(query)}
-
-    def quarantine_rows(self, partition_key: str | None = None) -> pd.DataFrame:
-        query = sa.select(quarantine).order_by(quarantine.c.resource_type, quarantine.c.resource_id)
-        if partition_key is not None:
-            query = query.where(quarantine.c.partition_key == partition_key)
-        with self.engine.connect() as conn:
-            return pd.read_sql(query, conn)
-
     # ---------------------------------------------------------------- reading the index
 
     def search(
@@ -591,25 +272,8 @@ class IndexStore:
         resource_type: str | None = None,
         include_hidden: bool = False,
     ) -> list[SearchHit]:
-        if self.dialect != "sqlite":
-            from descriptor_pipeline.index_store_postgres import search_postgres
-
-            return search_postgres(self.engine, text, limit, resource_type, include_hidden)
-        query = fts_query(text)
-        if query is None:
-            return []
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                _SQLITE_SEARCH,
-                {
-                    "query": query,
-                    "exact": exact_text(text),
-                    "limit": limit,
-                    "resource_type": resource_type,
-                    "include_hidden": include_hidden,
-                },
-            ).all()
-        return [SearchHit.from_row(r) for r in rows]
+        """The best `limit` published documents for `text` (see `search.search`)."""
+        return search_module.search(self.engine, text, limit, resource_type, include_hidden)
 
     def counts(self) -> pd.DataFrame:
         """Rows per resource type in every stage table and in quarantine."""
@@ -630,3 +294,11 @@ class IndexStore:
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
+
+
+@cache
+def open_store(url: str) -> IndexStore:
+    """The index store at `url`, migrated to the current schema; one per URL and process."""
+    store = IndexStore(create_engine(url))
+    store.migrate()
+    return store

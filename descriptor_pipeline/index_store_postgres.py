@@ -1,13 +1,11 @@
-"""What PostgreSQL does differently: COPY-based writes, tsvector search, shadow swap.
+"""What PostgreSQL does differently when writing: COPY-based upserts and the shadow swap.
 
 Only what really differs per dialect lives here; the diff-by-hash logic is shared in
-`index_store.IndexStore.sync_chunk`.
+`index_store.IndexStore.sync_chunk`, and tsvector search in `search`.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,12 +13,11 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
-from descriptor_pipeline.index_store import PUBLISHED_TABLE, SearchHit, exact_text
+from descriptor_pipeline.tables import PUBLISHED_TABLE
 
 READER_ROLE = "descriptor_reader"
 SHADOW_TABLE = "descriptor_index_shadow"
 PREVIOUS_TABLE = "descriptor_index_previous"
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 def copy_upsert(
@@ -61,73 +58,6 @@ def copy_upsert(
         where=table.c[hash_column].is_distinct_from(stmt.excluded[hash_column]),
     )
     conn.execute(stmt)
-
-
-MIN_PREFIX = 3  # "t:*" would match a third of a catalog: short last words match whole
-RANK_CANDIDATES = 1000  # ranking cost is bounded: broad queries rank this many matches
-
-
-def tsquery(text: str) -> str | None:
-    """Words as quoted lexemes ANDed, the last a prefix: no operator from the user survives."""
-    tokens = _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
-    if not tokens:
-        return None
-    parts = [f"'{t}'" for t in tokens]
-    if len(tokens[-1]) >= MIN_PREFIX:
-        parts[-1] += ":*"
-    return " & ".join(parts)
-
-
-# Candidates: up to RANK_CANDIDATES full-text matches (GIN) plus exact name matches (btree on
-# lower(name), so "The The" is found even when "the" matches half the catalog); only they
-# are ranked.
-_SEARCH = sa.text("""
-    WITH q AS (SELECT to_tsquery('descriptor_search', :query) AS query),
-    candidates AS (
-        (SELECT d.doc_id FROM descriptor_index d, q
-         WHERE d.search_vector @@ q.query
-           AND (:include_hidden OR NOT d.hidden)
-           AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
-         LIMIT :candidates)
-        UNION
-        (SELECT d.doc_id FROM descriptor_index d
-         WHERE lower(d.name) = lower(:exact)
-           AND (:include_hidden OR NOT d.hidden)
-           AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
-         LIMIT :limit))
-    SELECT d.resource_type, d.resource_id, d.document_key, d.name, d.display_text,
-           ts_rank_cd(d.search_vector, q.query) AS rank
-    FROM descriptor_index d JOIN candidates c ON c.doc_id = d.doc_id, q
-    ORDER BY lower(d.name) = lower(:exact) DESC, rank DESC LIMIT :limit""")
-# No word matched: a fuzzy name lookup through the trigram index (typos, missing spaces).
-_FUZZY = sa.text("""
-    SELECT d.resource_type, d.resource_id, d.document_key, d.name, d.display_text,
-           similarity(d.name, :exact) AS rank
-    FROM descriptor_index d
-    WHERE d.name % :exact
-      AND (:include_hidden OR NOT d.hidden)
-      AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
-    ORDER BY rank DESC LIMIT :limit""")
-
-
-def search_postgres(
-    engine: sa.Engine, text: str, limit: int, resource_type: str | None, include_hidden: bool
-) -> list[SearchHit]:
-    query = tsquery(text)
-    if query is None:
-        return []
-    exact = exact_text(text)
-    params = {
-        "query": query,
-        "exact": exact,
-        "limit": limit,
-        "candidates": RANK_CANDIDATES,
-        "resource_type": resource_type,
-        "include_hidden": include_hidden,
-    }
-    with engine.connect() as conn:
-        rows = conn.execute(_SEARCH, params).all() or conn.execute(_FUZZY, params).all()
-    return [SearchHit.from_row(r) for r in rows]
 
 
 # ---------------------------------------------------------------- shadow build, swap, rollback

@@ -29,6 +29,7 @@ from descriptor_pipeline.schema import (
     fields_of,
     normalized_arrow_schema,
 )
+from descriptor_pipeline.values import is_missing
 
 NAME_MAX_CHARS = 512
 DESCRIPTION_MAX_CHARS = 2000
@@ -63,11 +64,12 @@ def _nfkc(value: str, ctx: NormalizationContext) -> str:
     return unicodedata.normalize("NFKC", value)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+# Characters no stored value may hold (the quality suite checks that none survived).
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 
 
 def _control_chars(value: str, ctx: NormalizationContext) -> str:
-    return _CONTROL.sub(" ", value)
+    return CONTROL_CHARS.sub(" ", value)
 
 
 _SPACE = re.compile(r"\s+")
@@ -328,12 +330,8 @@ def extract(document: Any, path: str) -> Any:
     return extract(value, rest) if rest else value
 
 
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value))
-
-
 def _as_text(value: Any, where: SourcePath) -> str | None:
-    if _missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, str):
         return value
@@ -432,7 +430,7 @@ def _normalize_field(
 
 
 def _parse_json(text: Any) -> Any:
-    if _missing(text):
+    if is_missing(text):
         return None
     return orjson.loads(text) if isinstance(text, str | bytes) else text
 
@@ -444,7 +442,7 @@ def normalize_row(
     sources = RowSources(
         {
             Source.CUSTOM: _parse_json(row.get("custom_data")),
-            Source.CATALOG: {"name": None if _missing(row.get("name")) else row.get("name")},
+            Source.CATALOG: {"name": None if is_missing(row.get("name")) else row.get("name")},
             Source.LINKS: _parse_json(row.get("links")),
             Source.ENRICHMENT: _parse_json(row.get("enrichment_data")),
             Source.SPOTIFY: _parse_json(row.get("spotify_data")),

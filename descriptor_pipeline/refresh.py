@@ -29,15 +29,15 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import (
-    IndexStore,
+from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.normalization import NORMALIZATION_VERSION
+from descriptor_pipeline.tables import (
     descriptor_index,
     metadata,
     normalized_descriptors,
     quarantine,
     raw_descriptors,
 )
-from descriptor_pipeline.normalization import NORMALIZATION_VERSION
 
 # ---------------------------------------------------------------- run tags (plain strings)
 
@@ -619,7 +619,7 @@ def reconcile_partition(
     """Diff one partition without writing: catalog rows are hashed exactly as extraction does,
     so a change that did not bump `updated_at` (an M2M link, a linked rename) shows as stale."""
     from descriptor_pipeline.documents import document_from_stored
-    from descriptor_pipeline.stages import validate_raw
+    from descriptor_pipeline.raw_stage import validate_raw
 
     report = ReconcileReport(partition)
     catalog_ids: set[int] = set()

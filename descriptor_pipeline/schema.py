@@ -28,6 +28,9 @@ class Source(StrEnum):
     SPOTIFY = "spotify_data"  # Spotify Web API objects
 
 
+# The catalog row's three JSON descriptor columns, in the order they are stored and hashed.
+SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")
+
 FieldKind = Literal["text", "text_list", "int", "flag"]
 Merge = Literal["first", "union"]
 Weight = Literal["A", "B", "C", "D"]

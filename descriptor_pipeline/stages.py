@@ -1,4 +1,7 @@
-"""The three stages of a partition as plain functions: catalog -> raw -> normalized -> index.
+"""The stages of a partition as plain functions: catalog -> raw -> normalized -> index.
+
+The raw stage is in `raw_stage`; this module holds normalize and publish and what every stage
+shares (the report, the row observer, scoped paging).
 
 Each asset body is one call to one of these; benchmarks and the CLI call them the same way.
 Raw and normalized commit per chunk (a crash loses at most one chunk, and the rerun skips what
@@ -8,7 +11,6 @@ a half-updated range.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,28 +21,20 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import SOURCE_COLUMNS, CatalogChunk, CatalogSource
+from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import (
-    PUBLISHED_TABLE,
-    IndexStore,
-    SyncCounts,
-    normalized_descriptors,
-    quarantine,
-    raw_descriptors,
-)
+from descriptor_pipeline.index_store import IndexStore, SyncCounts
 from descriptor_pipeline.normalization import (
     GenreVocabulary,
     NormalizationContext,
     input_hash,
     normalize_frame,
 )
-from descriptor_pipeline.rejections import Rejection
 from descriptor_pipeline.schema import fields_of
+from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
+from descriptor_pipeline.values import plain
 
-MAX_SOURCE_BYTES = 512 * 1024  # one JSON column larger than this is quarantined, not parsed
-HASHED_COLUMNS = ("name", *SOURCE_COLUMNS, "links")  # updated_at alone is not a change
 # Receives, per chunk, the rows a stage writes (new or changed), while they are still in memory:
 # the asset checks validate these instead of re-reading the partition from the stage table.
 RowObserver = Callable[[list[dict[str, Any]]], None]
@@ -108,16 +102,6 @@ class StageReport:
         }
 
 
-def _count_quarantined(store: IndexStore, partition: DescriptorPartition, stage: str) -> int:
-    query = (
-        sa.select(sa.func.count())
-        .select_from(quarantine)
-        .where(quarantine.c.partition_key == partition.key, quarantine.c.stage == stage)
-    )
-    with store.engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
-
-
 def partitions_with_rows(
     source: CatalogSource, store: IndexStore, partitions: list[DescriptorPartition]
 ) -> list[DescriptorPartition]:
@@ -130,175 +114,18 @@ def partitions_with_rows(
     return [p for p in partitions if p in wanted]
 
 
-# ---------------------------------------------------------------- raw
-
-
-def raw_hash(row: dict[str, Any]) -> str:
-    digest = hashlib.sha256()
-    for column in HASHED_COLUMNS:
-        digest.update((row.get(column) or "").encode())
-        digest.update(b"\x1f")
-    return digest.hexdigest()
-
-
-def validate_raw(
-    rows: pd.DataFrame, stored: dict[int, str] | None = None
-) -> tuple[list[dict[str, Any]], list[Rejection]]:
-    """Parse-check every JSON column; a malformed or oversized row is rejected, not dropped.
-
-    A row whose hash equals the stored one was validated when it was stored: not parsed again.
-    """
-    stored = stored or {}
-    good: list[dict[str, Any]] = []
-    rejected: list[Rejection] = []
-    for row in rows.to_dict("records"):
-        resource_id = int(row["resource_id"])
-        for column in SOURCE_COLUMNS:
-            text = row.get(column)
-            if text is None or (isinstance(text, float) and pd.isna(text)):
-                row[column] = None
-        row["raw_hash"] = raw_hash(row)
-        if stored.get(resource_id) == row["raw_hash"]:
-            good.append(row)
-            continue
-        problem = None
-        for column in SOURCE_COLUMNS:
-            text = row.get(column)
-            if text is None:
-                continue
-            size = len(text.encode())
-            if size > MAX_SOURCE_BYTES:
-                problem = Rejection(
-                    resource_id,
-                    "raw",
-                    f"oversized:{column}",
-                    f"{column} is {size} bytes (limit {MAX_SOURCE_BYTES})",
-                    text,
-                )
-                break
-            try:
-                parsed = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                problem = Rejection(
-                    resource_id,
-                    "raw",
-                    f"json_parse:{column}",
-                    f"{column} is not valid JSON: {exc}",
-                    text,
-                )
-                break
-            if parsed is not None and not isinstance(parsed, dict):
-                problem = Rejection(
-                    resource_id,
-                    "raw",
-                    f"json_type:{column}",
-                    f"{column} must be a JSON object, got {type(parsed).__name__}",
-                    text,
-                )
-                break
-        if problem is not None:
-            rejected.append(problem.clipped())
-            continue
-        good.append(row)
-    return good, rejected
-
-
-def _scoped_ids(
+def scoped_ids(
     partition: DescriptorPartition, only_ids: Iterable[int], chunk_size: int
 ) -> Iterator[list[int]]:
+    """The partition's share of a scoped run's ids, sorted, in chunks."""
     ids = sorted({int(i) for i in only_ids if int(i) in partition.id_range})
     for start in range(0, len(ids), chunk_size):
         yield ids[start : start + chunk_size]
 
 
-def _catalog_chunks(
-    source: CatalogSource,
-    partition: DescriptorPartition,
-    chunk_size: int,
-    only_ids: Iterable[int] | None,
-) -> Iterator[tuple[CatalogChunk, set[int] | None]]:
-    """The whole range in keyset pages, or only the given ids (a scoped refresh)."""
-    if only_ids is None:
-        for chunk in source.iter_chunks(partition.resource_type, partition.id_range, chunk_size):
-            yield chunk, None
-        return
-    for ids in _scoped_ids(partition, only_ids, chunk_size):
-        rows = source.rows_for_ids(partition.resource_type, ids)
-        yield CatalogChunk(IdRange(ids[0], ids[-1]), rows), set(ids)
-
-
-def _within(existing: dict[int, str], scope: set[int] | None) -> dict[int, str]:
+def within(existing: dict[int, str], scope: set[int] | None) -> dict[int, str]:
     """Stored hashes the run may change: all of the span, or only the scoped ids."""
     return existing if scope is None else {i: h for i, h in existing.items() if i in scope}
-
-
-def extract_raw(
-    source: CatalogSource,
-    store: IndexStore,
-    partition: DescriptorPartition,
-    chunk_size: int,
-    only_ids: Iterable[int] | None = None,
-    observe: RowObserver | None = None,
-) -> StageReport:
-    """Catalog rows -> raw_descriptors. With `only_ids`, just those rows are read and synced
-    (an id the catalog no longer has is deleted); otherwise the whole id range."""
-    report = StageReport("raw", partition.key)
-    if only_ids is not None:
-        only_ids = frozenset(only_ids)
-        report.scoped_ids = len(only_ids)
-    started = time.perf_counter()
-    # taken before reading: a change that lands during the read changes the next fingerprint
-    fingerprint = (
-        source.fingerprint(partition.resource_type, partition.id_range)
-        if only_ids is None
-        else None
-    )
-    if fingerprint is not None:
-        unchanged = store.unchanged_rows(partition, fingerprint)
-        if unchanged is not None:
-            report.catalog_unchanged = True
-            report.counts.unchanged = unchanged
-            report.quarantined = _count_quarantined(store, partition, "raw")
-            report.seconds = time.perf_counter() - started
-            return report
-    for chunk, scope in _catalog_chunks(source, partition, chunk_size, only_ids):
-        with store.engine.begin() as conn:
-            stored = _within(
-                store.existing_hashes(
-                    conn, raw_descriptors, "raw_hash", partition.resource_type, chunk.span
-                ),
-                scope,
-            )
-            rows, rejections = validate_raw(chunk.rows, stored)
-            now = datetime.now(UTC)
-            for row in rows:
-                row["resource_type"] = partition.resource_type
-                row["extracted_at"] = now
-            # a row that turned bad keeps its last good raw version; quarantine says why
-            counts = store.sync_chunk(
-                conn,
-                raw_descriptors,
-                "raw_hash",
-                partition.resource_type,
-                chunk.span,
-                rows,
-                keep_ids={r.resource_id for r in rejections},
-                existing=stored,
-            )
-            store.record_rejections(
-                conn, partition, "raw", chunk.span, rejections, resolved_ids=scope
-            )
-        if observe is not None:
-            observe([r for r in rows if stored.get(int(r["resource_id"])) != r["raw_hash"]])
-        counts.read += len(rejections)
-        report.counts.add(counts)
-        report.rejected += len(rejections)
-        report.chunks += 1
-    if only_ids is None:
-        store.record_fingerprint(partition, fingerprint)
-    report.quarantined = _count_quarantined(store, partition, "raw")
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 # ---------------------------------------------------------------- normalized
@@ -315,7 +142,7 @@ def _stored_normalized_rows(
     now = datetime.now(UTC)
     rows = []
     for record in frame.to_dict("records"):
-        values = {n: _plain(record[n]) for n in names}
+        values = {n: plain(record[n]) for n in names}
         rows.append(
             {
                 "resource_type": resource_type,
@@ -325,7 +152,7 @@ def _stored_normalized_rows(
                 "provenance": record["provenance"],
                 "hidden": bool(values["hidden"]),
                 "blocked": bool(values["blocked"]),
-                "source_updated_at": _plain(record["source_updated_at"]),
+                "source_updated_at": plain(record["source_updated_at"]),
                 "normalization_version": record["normalization_version"],
                 "raw_hash": record["raw_hash"],
                 "input_hash": input_hashes[int(record["resource_id"])],
@@ -334,16 +161,6 @@ def _stored_normalized_rows(
             }
         )
     return rows
-
-
-def _plain(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and pd.isna(value):
-        return None
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
 
 
 def _stage_pages(
@@ -363,7 +180,7 @@ def _stage_pages(
             yield span, frame, None
         return
     names = list(columns or table.columns.keys())
-    for ids in _scoped_ids(partition, only_ids, chunk_size):
+    for ids in scoped_ids(partition, only_ids, chunk_size):
         if conn is not None:
             records = store.rows_by_id(conn, table, partition.resource_type, ids)
         else:
@@ -389,7 +206,7 @@ def normalize_partition(
     resource_type = partition.resource_type
     for span, raw, scope in _stage_pages(store, raw_descriptors, partition, chunk_size, only_ids):
         with store.engine.begin() as conn:
-            existing = _within(
+            existing = within(
                 store.existing_hashes(
                     conn, normalized_descriptors, "input_hash", resource_type, span
                 ),
@@ -428,7 +245,7 @@ def normalize_partition(
         report.counts.add(counts)
         report.rejected += len(rejections)
         report.chunks += 1
-    report.quarantined = _count_quarantined(store, partition, "normalize")
+    report.quarantined = store.count_quarantined(partition.key, "normalize")
     report.seconds = time.perf_counter() - started
     return report
 
@@ -466,7 +283,7 @@ def publish_partition(
             columns=["resource_id", "content_hash"],
             conn=conn,
         ):
-            existing = _within(
+            existing = within(
                 store.existing_hashes(conn, target, "input_hash", resource_type, span), scope
             )
             wanted = {

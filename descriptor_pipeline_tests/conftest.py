@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.defs.assets import descriptor_assets
 from descriptor_pipeline.defs.partitions import (
     all_partitions,
@@ -24,12 +24,11 @@ from descriptor_pipeline.defs.resources import (
     CatalogResource,
     IndexStoreResource,
     PipelineSettings,
-    _catalog_source,
-    _index_store,
 )
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition
-from descriptor_pipeline.index_store import IndexStore, create_engine
+from descriptor_pipeline.index_store import IndexStore, open_store
+from descriptor_pipeline.store_engine import create_engine
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "descriptor_pipeline"
@@ -50,11 +49,11 @@ class Deployment:
 
     @property
     def catalog(self) -> CatalogSource:
-        return _catalog_source(self.catalog_url, None)
+        return open_catalog(self.catalog_url, None)
 
     @property
     def store(self) -> IndexStore:
-        return _index_store(self.index_url)
+        return open_store(self.index_url)
 
     def resources(self) -> dict[str, dg.ConfigurableResource]:
         return {
@@ -172,7 +171,7 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        for cached in (_catalog_source, _index_store):
+        for cached in (open_catalog, open_store):
             cached.cache_clear()
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from descriptor_pipeline.catalog import CatalogConfig, CatalogSource, LinkTable, ResourceTable
 from descriptor_pipeline.demo.seed import fixture_records, seed_catalog
 from descriptor_pipeline.id_ranges import IdRange
-from descriptor_pipeline.index_store import create_engine
+from descriptor_pipeline.store_engine import create_engine
 from descriptor_pipeline_tests.conftest import Deployment
 
 

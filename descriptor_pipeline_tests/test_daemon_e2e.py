@@ -22,9 +22,10 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from descriptor_pipeline import refresh
+from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.partitions import register_id_ranges
-from descriptor_pipeline.defs.resources import _catalog_source, _index_store
 from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline.index_store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 SENSOR = "incremental_refresh_sensor"
@@ -44,8 +45,8 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Path
 
 
 def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
-    source = _catalog_source(os.environ["DESCRIPTOR_CATALOG_URL"], None)
-    store = _index_store(os.environ["DESCRIPTOR_INDEX_URL"])
+    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
+    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
     seed_catalog(source.engine, source.config)
     log = home / "daemon.log"
     with dg.DagsterInstance.get() as instance:

@@ -11,13 +11,14 @@ import sqlalchemy as sa
 from descriptor_pipeline import index_store_postgres as pg
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import IndexStore, create_engine, run_migrations
+from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.raw_stage import extract_raw
 from descriptor_pipeline.stages import (
-    extract_raw,
     normalization_context,
     normalize_partition,
     publish_partition,
 )
+from descriptor_pipeline.store_engine import create_engine, run_migrations
 from descriptor_pipeline_tests.conftest import Deployment, metadata_of, write_instance_file
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,14 +9,16 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline import quality, stages
+from descriptor_pipeline import stages
 from descriptor_pipeline.defs.assets import descriptor_assets
 from descriptor_pipeline.defs.partitions import multi_partition_key
 from descriptor_pipeline.defs.replay import replay_quarantine
 from descriptor_pipeline.defs.resources import PipelineSettings
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import descriptor_index
 from descriptor_pipeline.normalization import normalize_frame
+from descriptor_pipeline.quality.drift import compare_profiles
+from descriptor_pipeline.quality.results import Thresholds
+from descriptor_pipeline.tables import descriptor_index
 from descriptor_pipeline_tests.conftest import Deployment
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
@@ -254,25 +256,25 @@ def test_drift_between_two_runs_warns_when_a_source_loses_a_field(
 
 def test_compare_profiles_thresholds() -> None:
     before = {"rows": 100.0, "null_rate.name": 0.0, "distinct.tags": 40.0, "length.name.p50": 12}
-    same = quality.compare_profiles(before, {**before, "null_rate.name": 0.05})
+    same = compare_profiles(before, {**before, "null_rate.name": 0.05})
     assert same == []
-    moved = quality.compare_profiles(
+    moved = compare_profiles(
         before, {**before, "null_rate.name": 0.2, "distinct.tags": 10.0, "length.name.p50": 14}
     )
     assert [d.metric for d in moved] == ["distinct.tags", "null_rate.name"]
-    strict = quality.Thresholds(drift_max_rate_change=0.01)
-    assert quality.compare_profiles(before, {**before, "null_rate.name": 0.05}, strict)
+    strict = Thresholds(drift_max_rate_change=0.01)
+    assert compare_profiles(before, {**before, "null_rate.name": 0.05}, strict)
     small = {**before, "rows": 5.0}
-    assert quality.compare_profiles(small, {**small, "null_rate.name": 1.0}) == []
-    assert quality.compare_profiles(None, before) == []
+    assert compare_profiles(small, {**small, "null_rate.name": 1.0}) == []
+    assert compare_profiles(None, before) == []
 
 
 def test_thresholds_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DESCRIPTOR_QUALITY_THRESHOLDS", '{"min_vocab_share": 0.5}')
-    assert quality.Thresholds.from_env().min_vocab_share == 0.5
+    assert Thresholds.from_env().min_vocab_share == 0.5
     monkeypatch.setenv("DESCRIPTOR_QUALITY_THRESHOLDS", '{"typo": 1}')
     with pytest.raises(ValueError, match="typo"):
-        quality.Thresholds.from_env()
+        Thresholds.from_env()
 
 
 def test_a_run_without_the_checks_validates_nothing_and_publishes(deployment: Deployment) -> None:

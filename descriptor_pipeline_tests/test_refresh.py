@@ -18,7 +18,7 @@ from descriptor_pipeline.defs import schedules, sensors
 from descriptor_pipeline.defs.assets import descriptor_assets
 from descriptor_pipeline.demo.seed import SEEDED_AT
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.index_store import descriptor_index
+from descriptor_pipeline.tables import descriptor_index
 from descriptor_pipeline_tests.conftest import Deployment, metadata_of
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))

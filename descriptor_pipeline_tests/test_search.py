@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.cli import main as cli_main
 from descriptor_pipeline.demo.seed import seed_catalog
-from descriptor_pipeline.index_store import IndexStore, fts_query
+from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.search import fts_query
 from descriptor_pipeline_tests.conftest import Deployment
 
 

@@ -26,13 +26,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.defs.assets import GROUP, descriptor_assets
 from descriptor_pipeline.defs.partitions import register_id_ranges
-from descriptor_pipeline.defs.resources import _catalog_source, _index_store
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import IdRange
-from descriptor_pipeline.index_store import IndexStore, descriptor_index, normalized_descriptors
+from descriptor_pipeline.index_store import IndexStore, open_store
+from descriptor_pipeline.tables import descriptor_index, normalized_descriptors
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -285,8 +285,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def test_ui_backfill_then_reexecute_the_failed_partition_from_failure(home: Path) -> None:
-    source = _catalog_source(os.environ["DESCRIPTOR_CATALOG_URL"], None)
-    store = _index_store(os.environ["DESCRIPTOR_INDEX_URL"])
+    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
+    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
     seed_catalog(source.engine, source.config)
     with dg.DagsterInstance.get() as instance:
         (id_range,) = register_id_ranges(instance, max(source.max_ids().values()), RANGE_SIZE)

@@ -16,7 +16,6 @@ from typing import Any, NoReturn
 
 import dagster as dg
 
-from descriptor_pipeline import quality
 from descriptor_pipeline.defs import checks
 from descriptor_pipeline.defs.checks import PartitionWork
 from descriptor_pipeline.defs.partitions import descriptor_partitions, partitions_of
@@ -25,11 +24,12 @@ from descriptor_pipeline.documents import DOCUMENT_VERSION
 from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.normalization import NORMALIZATION_VERSION
+from descriptor_pipeline.quality.frames import LayerValidator
+from descriptor_pipeline.raw_stage import extract_raw
 from descriptor_pipeline.refresh import parse_scope
 from descriptor_pipeline.schema import FIELDS, SCHEMA_VERSION
 from descriptor_pipeline.stages import (
     StageReport,
-    extract_raw,
     normalization_context,
     normalize_partition,
     publish_partition,
@@ -121,12 +121,12 @@ def _materialized(work: list[PartitionWork], started: float) -> dg.MaterializeRe
 
 def _validator(
     context: dg.AssetExecutionContext, *args: Any, **kwargs: Any
-) -> quality.LayerValidator | None:
+) -> LayerValidator | None:
     """A validator when the run selected this asset's checks (the UI's default); none when it
     did not (`AssetSelection...without_checks()`), and then nothing is validated."""
     if not context.selected_asset_check_keys:
         return None
-    return quality.LayerValidator(*args, **kwargs)
+    return LayerValidator(*args, **kwargs)
 
 
 def _selected(
@@ -160,8 +160,8 @@ def _fail(context: dg.AssetExecutionContext, error: Exception) -> NoReturn:
 
 def _run(
     context: dg.AssetExecutionContext,
-    stage: Callable[[DescriptorPartition, quality.LayerValidator | None], StageReport],
-    validator: Callable[[DescriptorPartition], quality.LayerValidator | None],
+    stage: Callable[[DescriptorPartition, LayerValidator | None], StageReport],
+    validator: Callable[[DescriptorPartition], LayerValidator | None],
     check: Callable[[list[PartitionWork]], list[dg.AssetCheckResult]],
 ) -> Events:
     """Run the stage for each partition of the run, then its checks.

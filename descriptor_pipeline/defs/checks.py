@@ -1,6 +1,6 @@
 """Asset checks, declared on the assets (`check_specs`) and evaluated inside their steps.
 
-Each stage hands the rows it writes to a `quality.LayerValidator` while they are still in
+Each stage hands the rows it writes to a `quality.frames.LayerValidator` while they are still in
 memory; the asset then runs its layer's GX suite once over those facts and yields the check
 results with its materialization. No check re-reads a partition from a stage table, and no
 check is a step of its own (a step costs a process under the multiprocess executor and a
@@ -21,13 +21,17 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from descriptor_pipeline import quality
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
-from descriptor_pipeline.index_store import normalized_descriptors as normalized_table
-from descriptor_pipeline.index_store import raw_descriptors as raw_table
+from descriptor_pipeline.quality.drift import compare_profiles
+from descriptor_pipeline.quality.frames import LayerValidator, index_frame
+from descriptor_pipeline.quality.reports import render_data_docs, summarize_quarantine
+from descriptor_pipeline.quality.results import Layer, SuiteResult, Thresholds
+from descriptor_pipeline.quality.suites import validate
 from descriptor_pipeline.stages import StageReport
+from descriptor_pipeline.tables import normalized_descriptors as normalized_table
+from descriptor_pipeline.tables import raw_descriptors as raw_table
 
 RAW = dg.AssetKey("raw_descriptors")
 NORMALIZED = dg.AssetKey("normalized_descriptors")
@@ -77,7 +81,7 @@ index_checks = [
 ]
 
 
-def _summary_table(result: quality.SuiteResult) -> dg.MetadataValue:
+def _summary_table(result: SuiteResult) -> dg.MetadataValue:
     return dg.MetadataValue.table(
         records=[dg.TableRecord(row) for row in result.summary_rows()],
         schema=dg.TableSchema(
@@ -97,7 +101,7 @@ class PartitionWork:
     """What one partition's stage did in this run, and what its validator saw."""
 
     partition: DescriptorPartition
-    validator: quality.LayerValidator | None  # None: the run did not select the checks
+    validator: LayerValidator | None  # None: the run did not select the checks
     report: StageReport
 
 
@@ -115,7 +119,7 @@ def suite_check_result(
     asset_key: dg.AssetKey,
     run_id: str,
     label: str,
-    result: quality.SuiteResult,
+    result: SuiteResult,
     data_docs: str,
     extra: dict[str, Any] | None = None,
 ) -> dg.AssetCheckResult:
@@ -132,7 +136,7 @@ def suite_check_result(
         **(extra or {}),
     }
     if data_docs == "always" or (data_docs == "on_failure" and not result.success):
-        page = quality.render_data_docs(result, run_id, label)
+        page = render_data_docs(result, run_id, label)
         metadata["data_docs"] = dg.MetadataValue.path(str(page))
         metadata["data_docs_url"] = dg.MetadataValue.url(page.as_uri())
     severity = dg.AssetCheckSeverity.ERROR if result.critical_failed else dg.AssetCheckSeverity.WARN
@@ -146,7 +150,7 @@ def suite_check_result(
 
 
 def _forget_if_blocked(
-    result: quality.SuiteResult,
+    result: SuiteResult,
     frame: pd.DataFrame,
     store: IndexStore,
     layer: str,
@@ -167,24 +171,24 @@ def _forget_if_blocked(
 
 
 def _validate(
-    layer: quality.Layer,
+    layer: Layer,
     work: list[PartitionWork],
     frame_of: Callable[[PartitionWork], pd.DataFrame],
     store: IndexStore | None,
-    thresholds: quality.Thresholds,
-) -> quality.SuiteResult:
+    thresholds: Thresholds,
+) -> SuiteResult:
     """Each resource type's frames with its own suite (a packed run may cover several types);
     rows a blocking suite rejected get their hash forgotten (`store` given)."""
-    by_type: dict[str, quality.SuiteResult] = {}
+    by_type: dict[str, SuiteResult] = {}
     for resource_type in dict.fromkeys(w.partition.resource_type for w in work):
         group = [w for w in work if w.partition.resource_type == resource_type]
         frames = [frame_of(w) for w in group]
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        result = quality.validate(layer, resource_type, frame, thresholds)
+        result = validate(layer, resource_type, frame, thresholds)
         if store is not None:
             _forget_if_blocked(result, frame, store, layer, [w.partition for w in group])
         by_type[resource_type] = result
-    return quality.SuiteResult.merged(by_type)
+    return SuiteResult.merged(by_type)
 
 
 def _facts(w: PartitionWork) -> pd.DataFrame:
@@ -197,7 +201,7 @@ def raw_results(
 ) -> list[dg.AssetCheckResult]:
     if _unchecked(work):
         return []
-    result = _validate("raw", work, _facts, store, quality.Thresholds.from_env())
+    result = _validate("raw", work, _facts, store, Thresholds.from_env())
     return [suite_check_result("raw_suite", RAW, run_id, _label(work), result, data_docs)]
 
 
@@ -210,7 +214,7 @@ def normalized_results(
 ) -> list[dg.AssetCheckResult]:
     if _unchecked(work):
         return []
-    thresholds = quality.Thresholds.from_env()
+    thresholds = Thresholds.from_env()
     result = _validate("normalized", work, _facts, store, thresholds)
     label = _label(work)
     return [
@@ -224,8 +228,8 @@ def _drift_result(
     run_id: str,
     work: list[PartitionWork],
     store: IndexStore,
-    suite: quality.SuiteResult,
-    thresholds: quality.Thresholds,
+    suite: SuiteResult,
+    thresholds: Thresholds,
 ) -> dg.AssetCheckResult:
     """Compare each partition's just-normalized rows with its baseline; a whole-partition pass
     that met the critical suite becomes the next baseline (a partial one would bias it)."""
@@ -238,14 +242,14 @@ def _drift_result(
         assert w.validator is not None and w.validator.profile is not None
         key, rows = w.partition.key, w.validator.rows
         current = w.validator.profile.values()
-        baseline = quality.load_baseline(store.engine, key)
-        for d in quality.compare_profiles(baseline, current, thresholds):
+        baseline = store.load_baseline(key)
+        for d in compare_profiles(baseline, current, thresholds):
             drifted.append(
                 {"partition": key, "metric": d.metric, "before": d.before, "after": d.after}
             )
         whole = w.report.scoped_ids is None and w.report.counts.unchanged == 0 and rows > 0
         if whole and not suite.critical_failed:
-            quality.save_baseline(store.engine, key, run_id, current)
+            store.save_baseline(key, run_id, current)
             updated += 1
         profiled += rows
         if rows == 0:
@@ -281,11 +285,11 @@ def _quarantine_result(
     work: list[PartitionWork],
     store: IndexStore,
     source: CatalogSource,
-    thresholds: quality.Thresholds,
+    thresholds: Thresholds,
 ) -> dg.AssetCheckResult:
     rows = pd.concat([store.quarantine_rows(w.partition.key) for w in work], ignore_index=True)
     total = sum(source.count(w.partition.resource_type, w.partition.id_range) for w in work)
-    summary = quality.summarize_quarantine(rows, total)
+    summary = summarize_quarantine(rows, total)
     severity = (
         dg.AssetCheckSeverity.ERROR
         if summary.share > thresholds.max_quarantine_share
@@ -326,7 +330,7 @@ def _reconciliation_frame(
         for r in records
         if r["blocked"]
     ]
-    return quality.index_frame(
+    return index_frame(
         pd.DataFrame(keys, columns=key_columns),
         source.ids(partition.resource_type, partition.id_range),
         blocked,
@@ -347,9 +351,7 @@ def index_results(
     if _unchecked(work):
         return []
     frames = {w.partition: _reconciliation_frame(w, store, source, table_name) for w in work}
-    result = _validate(
-        "index", work, lambda w: frames[w.partition], None, quality.Thresholds.from_env()
-    )
+    result = _validate("index", work, lambda w: frames[w.partition], None, Thresholds.from_env())
     frame = pd.concat(frames.values(), ignore_index=True)
     counts = frame["status"].value_counts().to_dict()
     extra = {f"ids_{k}": int(v) for k, v in counts.items()}

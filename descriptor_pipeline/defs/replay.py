@@ -10,8 +10,8 @@ from descriptor_pipeline.defs.checks import INDEX, NORMALIZED, RAW
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.raw_stage import extract_raw
 from descriptor_pipeline.stages import (
-    extract_raw,
     normalization_context,
     normalize_partition,
     publish_partition,

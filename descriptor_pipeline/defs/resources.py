@@ -3,26 +3,13 @@ from environment variables through `EnvVar`, resolved when a run starts, never a
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
-from descriptor_pipeline.catalog import CatalogConfig, CatalogSource
-from descriptor_pipeline.index_store import IndexStore, create_engine
-
-
-@cache
-def _catalog_source(url: str, mapping_file: str | None) -> CatalogSource:
-    return CatalogSource(create_engine(url), CatalogConfig.from_file(mapping_file))
-
-
-@cache
-def _index_store(url: str) -> IndexStore:
-    store = IndexStore(create_engine(url))
-    store.migrate()
-    return store
+from descriptor_pipeline.catalog import CatalogSource, open_catalog
+from descriptor_pipeline.index_store import IndexStore, open_store
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -36,7 +23,7 @@ class CatalogResource(dg.ConfigurableResource):
     )
 
     def source(self) -> CatalogSource:
-        return _catalog_source(self.url, self.mapping_file or None)
+        return open_catalog(self.url, self.mapping_file or None)
 
 
 class IndexStoreResource(dg.ConfigurableResource):
@@ -45,7 +32,7 @@ class IndexStoreResource(dg.ConfigurableResource):
     url: str = Field(description="SQLAlchemy URL of the index database.")
 
     def store(self) -> IndexStore:
-        return _index_store(self.url)
+        return open_store(self.url)
 
 
 class PipelineSettings(dg.ConfigurableResource):

@@ -1,0 +1,193 @@
+"""Per-partition bookkeeping next to the stage tables: quarantine, fingerprints, baselines.
+
+`IndexStore` inherits these methods; they live apart because they are records *about* the
+partitions (why a row was rejected, what a catalog range looked like, the last profile that
+passed), not the diff-and-write of the rows themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.rejections import Rejection
+from descriptor_pipeline.store_engine import dialect_insert
+from descriptor_pipeline.tables import (
+    quality_profiles,
+    quarantine,
+    range_fingerprints,
+    raw_descriptors,
+)
+
+
+class PartitionLedger:
+    """Mixin of `IndexStore`: needs its `engine` and `_now` clock."""
+
+    engine: sa.Engine
+    _now: Callable[[], datetime]
+
+    # ---------------------------------------------------------------- range fingerprints
+
+    def _raw_rows(self, conn: sa.Connection, partition: DescriptorPartition) -> int:
+        span = partition.id_range
+        query = (
+            sa.select(sa.func.count())
+            .select_from(raw_descriptors)
+            .where(
+                raw_descriptors.c.resource_type == partition.resource_type,
+                raw_descriptors.c.resource_id.between(span.first, span.last),
+            )
+        )
+        return int(conn.execute(query).scalar() or 0)
+
+    def unchanged_rows(self, partition: DescriptorPartition, fingerprint: str) -> int | None:
+        """The partition's raw row count if its catalog range still has this fingerprint and its
+        raw rows are all there (a truncated stage table must be refilled); else None."""
+        table = range_fingerprints
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(table.c.fingerprint, table.c.raw_rows).where(
+                    table.c.partition_key == partition.key
+                )
+            ).first()
+            if stored is None or stored.fingerprint != fingerprint:
+                return None
+            rows = self._raw_rows(conn, partition)
+        return rows if rows == stored.raw_rows else None
+
+    def record_fingerprint(self, partition: DescriptorPartition, fingerprint: str | None) -> None:
+        """After a whole-range sync: remember the range (None forgets it)."""
+        table = range_fingerprints
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.partition_key == partition.key))
+            if fingerprint is not None:
+                conn.execute(
+                    table.insert().values(
+                        partition_key=partition.key,
+                        fingerprint=fingerprint,
+                        raw_rows=self._raw_rows(conn, partition),
+                        recorded_at=datetime.now(UTC),
+                    )
+                )
+
+    # ---------------------------------------------------------------- quarantine
+
+    def record_rejections(
+        self,
+        conn: sa.Connection,
+        partition: DescriptorPartition,
+        stage: str,
+        span: IdRange,
+        rejections: Sequence[Rejection],
+        resolved_ids: set[int] | None = None,
+    ) -> None:
+        """Upsert this span's rejections; rows of the span that now pass leave quarantine.
+
+        `resolved_ids` limits clean-up to the rows this run really re-examined (a stage that
+        skipped an unchanged row must not clear its earlier rejection).
+        """
+        now = self._now()
+        current = {r.resource_id for r in rejections}
+        q = quarantine
+        if rejections:
+            stmt = dialect_insert(self.engine)(q)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["resource_type", "resource_id", "stage"],
+                set_={
+                    "partition_key": stmt.excluded.partition_key,
+                    "rule": stmt.excluded.rule,
+                    "reason": stmt.excluded.reason,
+                    "raw_value": stmt.excluded.raw_value,
+                    "last_seen": stmt.excluded.last_seen,
+                    "attempts": q.c.attempts + 1,
+                },
+            )
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "resource_type": partition.resource_type,
+                        "resource_id": r.resource_id,
+                        "stage": stage,
+                        "partition_key": partition.key,
+                        "rule": r.rule,
+                        "reason": r.reason,
+                        "raw_value": r.raw_value,
+                        "first_seen": now,
+                        "last_seen": now,
+                        "attempts": 1,
+                    }
+                    for r in rejections
+                ],
+            )
+        clear = sa.and_(
+            q.c.resource_type == partition.resource_type,
+            q.c.stage == stage,
+            q.c.resource_id.between(span.first, span.last),
+        )
+        if current:
+            clear = sa.and_(clear, q.c.resource_id.not_in(sorted(current)))
+        if resolved_ids is not None:
+            if not resolved_ids:
+                return
+            clear = sa.and_(clear, q.c.resource_id.in_(sorted(resolved_ids)))
+        conn.execute(q.delete().where(clear))
+
+    def quarantined_ids(
+        self, conn: sa.Connection, resource_type: str, stage: str, span: IdRange
+    ) -> set[int]:
+        """Ids of the span one stage holds in quarantine."""
+        query = sa.select(quarantine.c.resource_id).where(
+            quarantine.c.resource_type == resource_type,
+            quarantine.c.stage == stage,
+            quarantine.c.resource_id.between(span.first, span.last),
+        )
+        return {int(r[0]) for r in conn.execute(query)}
+
+    def count_quarantined(self, partition_key: str, stage: str) -> int:
+        """How many of the partition's rows one stage holds in quarantine."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(quarantine)
+            .where(quarantine.c.partition_key == partition_key, quarantine.c.stage == stage)
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def quarantine_rows(self, partition_key: str | None = None) -> pd.DataFrame:
+        """Quarantined rows (of one partition, or all) in key order."""
+        query = sa.select(quarantine).order_by(quarantine.c.resource_type, quarantine.c.resource_id)
+        if partition_key is not None:
+            query = query.where(quarantine.c.partition_key == partition_key)
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn)
+
+    # ---------------------------------------------------------------- drift baselines
+
+    def load_baseline(self, partition_key: str) -> dict[str, float] | None:
+        """The profile recorded by the last run whose normalized rows passed the critical suite."""
+        query = sa.select(quality_profiles.c.profile).where(
+            quality_profiles.c.partition_key == partition_key
+        )
+        with self.engine.connect() as conn:
+            text = conn.execute(query).scalar()
+        return orjson.loads(text) if text else None
+
+    def save_baseline(self, partition_key: str, run_id: str, values: dict[str, float]) -> None:
+        """Make `values` the partition's baseline (one row per partition, replaced)."""
+        table = quality_profiles
+        with self.engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.partition_key == partition_key))
+            conn.execute(
+                table.insert().values(
+                    partition_key=partition_key,
+                    run_id=run_id,
+                    profile=orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode(),
+                    recorded_at=datetime.now(UTC),
+                )
+            )

@@ -1,0 +1,122 @@
+"""Drift: a partition's profile (null rates, source shares, lengths) against its baseline.
+
+The baseline itself is stored by the index store (`IndexStore.load_baseline`/`save_baseline`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from descriptor_pipeline.quality.results import DEFAULTS, Thresholds
+from descriptor_pipeline.schema import FieldSpec, fields_of
+from descriptor_pipeline.values import json_value
+
+_LIST_SOURCE = re.compile(r"^([a-z_]+)\.")
+
+
+def _sources_of(spec: FieldSpec, origin: dict[str, Any] | None) -> set[str]:
+    if not origin:
+        return set()
+    if spec.kind == "text_list":
+        return {m.group(1) for o in origin.get("from", []) if (m := _LIST_SOURCE.match(o))}
+    return {origin["source"]} if "source" in origin else set()
+
+
+class ProfileBuilder:
+    """A partition's shape, built chunk by chunk (memory: two ints per row for the quantiles).
+
+    `present.<field>.<source>` is the share of rows whose value came (at least partly) from that
+    source: a source that stops sending a field shows as a drop there. `null_rate.<field>` is the
+    share of rows with no value at all. Flat, so Dagster can plot each number over time.
+    """
+
+    def __init__(self, resource_type: str) -> None:
+        self.specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
+        self.rows = 0
+        self.present: dict[tuple[str, str], int] = {}
+        self.nulls = dict.fromkeys((s.name for s in self.specs), 0)
+        self.genres: set[str] = set()
+        self.tags: set[str] = set()
+        self.name_len: list[int] = []
+        self.description_len: list[int] = []
+
+    def add(self, stored_rows: Iterable[dict[str, Any]]) -> None:
+        for row in stored_rows:
+            self.rows += 1
+            values = json_value(row["fields"])
+            provenance = json_value(row["provenance"])
+            for spec in self.specs:
+                if values.get(spec.name) in (None, [], ""):
+                    self.nulls[spec.name] += 1
+                for source in _sources_of(spec, provenance.get(spec.name)):
+                    key = (spec.name, source)
+                    self.present[key] = self.present.get(key, 0) + 1
+            self.genres.update(values.get("genres") or [])
+            self.tags.update(values.get("tags") or [])
+            self.name_len.append(len(values.get("name") or ""))
+            self.description_len.append(len(values.get("description") or ""))
+
+    def values(self) -> dict[str, float]:
+        rows = self.rows
+        out: dict[str, float] = {"rows": float(rows)}
+        for spec in self.specs:
+            out[f"null_rate.{spec.name}"] = self.nulls[spec.name] / rows if rows else 0.0
+            for where in {w.source.value for w in spec.sources}:
+                share = self.present.get((spec.name, where), 0) / rows if rows else 0.0
+                out[f"present.{spec.name}.{where}"] = share
+        out["distinct.genres"] = float(len(self.genres))
+        out["distinct.tags"] = float(len(self.tags))
+        for label, lengths in (("name", self.name_len), ("description", self.description_len)):
+            series = pd.Series(lengths or [0], dtype="float64")
+            for q in (0.5, 0.95):
+                out[f"length.{label}.p{int(q * 100)}"] = float(series.quantile(q))
+        return {k: round(v, 4) for k, v in out.items()}
+
+
+def profile(resource_type: str, stored: pd.DataFrame) -> dict[str, float]:
+    """The profile of a whole frame of stored normalized rows (see `ProfileBuilder`)."""
+    builder = ProfileBuilder(resource_type)
+    builder.add(stored.to_dict("records"))
+    return builder.values()
+
+
+@dataclass(frozen=True)
+class Drift:
+    metric: str
+    before: float
+    after: float
+
+    @property
+    def change(self) -> float:
+        return round(self.after - self.before, 4)
+
+
+def compare_profiles(
+    before: dict[str, float] | None, after: dict[str, float], t: Thresholds = DEFAULTS
+) -> list[Drift]:
+    """Metrics that moved past their threshold; rates absolutely, counts and lengths relatively."""
+    if not before:
+        return []
+    if min(before.get("rows", 0), after.get("rows", 0)) < t.drift_min_rows:
+        return []
+    drifts = []
+    for metric in sorted(set(before) | set(after)):
+        if metric == "rows":
+            continue
+        old, new = before.get(metric, 0.0), after.get(metric, 0.0)
+        if metric.startswith(("null_rate.", "present.")):
+            moved = abs(new - old) > t.drift_max_rate_change
+        else:
+            delta = abs(new - old)
+            moved = (
+                delta >= t.drift_min_absolute_change
+                and delta > t.drift_max_relative_change * max(abs(old), 1.0)
+            )
+        if moved:
+            drifts.append(Drift(metric, old, new))
+    return drifts

@@ -1,0 +1,95 @@
+"""What a check shows an operator: the quarantine summary and GX Data Docs pages."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from descriptor_pipeline.quality.results import MAX_EXAMPLES, SuiteResult, short
+
+# ---------------------------------------------------------------- quarantine summary
+
+
+@dataclass(frozen=True)
+class QuarantineSummary:
+    total: int
+    share: float
+    by_stage_rule: dict[str, int]
+    examples: tuple[str, ...]
+
+
+def summarize_quarantine(rows: pd.DataFrame, partition_rows: int) -> QuarantineSummary:
+    """Count a partition's quarantined rows per stage and rule, with a few examples."""
+    total = len(rows)
+    counts = (
+        rows.groupby(["stage", "rule"]).size().to_dict() if total else {}  # type: ignore[union-attr]
+    )
+    examples = tuple(
+        f"{r.resource_type}:{r.resource_id} [{r.stage}] {r.rule}: {short(r.reason, 100)}"
+        for r in rows.head(MAX_EXAMPLES).itertuples()
+    )
+    return QuarantineSummary(
+        total,
+        round(total / partition_rows, 4) if partition_rows else float(total > 0),
+        {f"{stage}/{rule}": int(n) for (stage, rule), n in counts.items()},
+        examples,
+    )
+
+
+# ---------------------------------------------------------------- Data Docs
+
+
+def data_docs_root() -> Path:
+    """Where Data Docs land: `$DESCRIPTOR_DATA_DOCS_DIR`, else
+    `$DESCRIPTOR_PIPELINE_DATA/data_docs`, else the system temp dir (read at run time)."""
+    explicit = os.environ.get("DESCRIPTOR_DATA_DOCS_DIR")
+    if explicit:
+        return Path(explicit)
+    data = os.environ.get("DESCRIPTOR_PIPELINE_DATA")
+    if data:
+        return Path(data) / "data_docs"
+    return Path(tempfile.gettempdir()) / "descriptor_pipeline" / "data_docs"
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", part)
+
+
+def render_data_docs(
+    result: SuiteResult, run_id: str, partition_key: str, root: Path | None = None
+) -> Path:
+    """Render one validation as a static GX Data Docs page: `<root>/<run>/<partition>/<suite>.html`.
+
+    GX's own renderer and page view, so the page looks like any Data Docs site; one file per
+    validation keeps runs from overwriting each other and needs no docs-site configuration.
+    """
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    folder = (root or data_docs_root()) / _safe(run_id) / _safe(partition_key)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{_safe(result.suite)}.html"
+    for item in result.gx_result.results:  # GX's renderer refuses numpy scalars
+        if item.result and hasattr(item.result.get("observed_value"), "item"):
+            item.result["observed_value"] = item.result["observed_value"].item()
+    try:
+        page = DefaultJinjaPageView().render(
+            ValidationResultsPageRenderer().render(result.gx_result)
+        )
+    except Exception as exc:  # a renderer bug must not fail the check: keep a plain page
+        rows = "".join(
+            f"<tr><td>{html.escape(str(r['expectation']))}</td><td>{r['severity']}</td>"
+            f"<td>{r['passed']}</td><td>{html.escape(str(r['failing_examples']))}</td></tr>"
+            for r in result.summary_rows()
+        )
+        page = (
+            f"<html><body><p>GX renderer failed: {html.escape(repr(exc))}</p><table>{rows}</table>"
+        )
+    path.write_text(page, encoding="utf-8")
+    return path

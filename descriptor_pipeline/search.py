@@ -1,0 +1,166 @@
+"""Searching the published index on either dialect: query building, SQL, result rows.
+
+SQLite ranks with FTS5's bm25; PostgreSQL with a tsvector (GIN) plus a trigram fallback. Both
+read the user's words through the same tokenizer, so no operator from the user reaches either
+query language, and both rank an exact name match first.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+WORD = re.compile(r"\w+", re.UNICODE)
+MIN_PREFIX = 3  # "t:*" would match a third of a catalog: short last words match whole
+RANK_CANDIDATES = 1000  # ranking cost is bounded: broad queries rank this many matches
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    resource_type: str
+    resource_id: int
+    document_key: str
+    name: str
+    display_text: str
+    rank: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> SearchHit:
+        """One result row of either dialect's search query."""
+        return cls(
+            row.resource_type,
+            int(row.resource_id),
+            row.document_key,
+            row.name,
+            row.display_text,
+            float(row.rank),
+        )
+
+
+def words(text: str) -> list[str]:
+    """The query's words, compatibility-normalized and casefolded like the indexed text."""
+    return WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def fts_query(text: str) -> str | None:
+    """A safe FTS5 query: each word quoted (no operator injection), the last one a prefix."""
+    tokens = words(text)
+    if not tokens:
+        return None
+    quoted = [f'"{t}"' for t in tokens]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def tsquery(text: str) -> str | None:
+    """Words as quoted lexemes ANDed, the last a prefix: no operator from the user survives."""
+    tokens = words(text)
+    if not tokens:
+        return None
+    parts = [f"'{t}'" for t in tokens]
+    if len(tokens[-1]) >= MIN_PREFIX:
+        parts[-1] += ":*"
+    return " & ".join(parts)
+
+
+def exact_text(text: str) -> str:
+    """The query as a name would be stored, so an exact name match can rank first."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+# bm25 column weights, in the order of the FTS columns: name > aliases > facets > description
+_SQLITE_SEARCH = sa.text("""
+    SELECT d.resource_type, d.resource_id, d.document_key, d.name, d.display_text,
+           -bm25(descriptor_index_fts, 10.0, 5.0, 2.0, 1.0) AS rank
+    FROM descriptor_index_fts JOIN descriptor_index d ON d.doc_id = descriptor_index_fts.rowid
+    WHERE descriptor_index_fts MATCH :query
+      AND (:include_hidden OR NOT d.hidden)
+      AND (:resource_type IS NULL OR d.resource_type = :resource_type)
+    ORDER BY (d.search_name = :exact COLLATE NOCASE) DESC, rank DESC LIMIT :limit""")
+
+# Candidates: up to RANK_CANDIDATES full-text matches (GIN) plus exact name matches (btree on
+# lower(name), so "The The" is found even when "the" matches half the catalog); only they
+# are ranked.
+_POSTGRES_SEARCH = sa.text("""
+    WITH q AS (SELECT to_tsquery('descriptor_search', :query) AS query),
+    candidates AS (
+        (SELECT d.doc_id FROM descriptor_index d, q
+         WHERE d.search_vector @@ q.query
+           AND (:include_hidden OR NOT d.hidden)
+           AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
+         LIMIT :candidates)
+        UNION
+        (SELECT d.doc_id FROM descriptor_index d
+         WHERE lower(d.name) = lower(:exact)
+           AND (:include_hidden OR NOT d.hidden)
+           AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
+         LIMIT :limit))
+    SELECT d.resource_type, d.resource_id, d.document_key, d.name, d.display_text,
+           ts_rank_cd(d.search_vector, q.query) AS rank
+    FROM descriptor_index d JOIN candidates c ON c.doc_id = d.doc_id, q
+    ORDER BY lower(d.name) = lower(:exact) DESC, rank DESC LIMIT :limit""")
+# No word matched: a fuzzy name lookup through the trigram index (typos, missing spaces).
+_POSTGRES_FUZZY = sa.text("""
+    SELECT d.resource_type, d.resource_id, d.document_key, d.name, d.display_text,
+           similarity(d.name, :exact) AS rank
+    FROM descriptor_index d
+    WHERE d.name % :exact
+      AND (:include_hidden OR NOT d.hidden)
+      AND (CAST(:resource_type AS text) IS NULL OR d.resource_type = :resource_type)
+    ORDER BY rank DESC LIMIT :limit""")
+
+
+def search_sqlite(
+    engine: sa.Engine, text: str, limit: int, resource_type: str | None, include_hidden: bool
+) -> list[SearchHit]:
+    query = fts_query(text)
+    if query is None:
+        return []
+    params = {
+        "query": query,
+        "exact": exact_text(text),
+        "limit": limit,
+        "resource_type": resource_type,
+        "include_hidden": include_hidden,
+    }
+    with engine.connect() as conn:
+        rows = conn.execute(_SQLITE_SEARCH, params).all()
+    return [SearchHit.from_row(r) for r in rows]
+
+
+def search_postgres(
+    engine: sa.Engine, text: str, limit: int, resource_type: str | None, include_hidden: bool
+) -> list[SearchHit]:
+    query = tsquery(text)
+    if query is None:
+        return []
+    params = {
+        "query": query,
+        "exact": exact_text(text),
+        "limit": limit,
+        "candidates": RANK_CANDIDATES,
+        "resource_type": resource_type,
+        "include_hidden": include_hidden,
+    }
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(_POSTGRES_SEARCH, params).all()
+            or conn.execute(_POSTGRES_FUZZY, params).all()
+        )
+    return [SearchHit.from_row(r) for r in rows]
+
+
+def search(
+    engine: sa.Engine,
+    text: str,
+    limit: int = 10,
+    resource_type: str | None = None,
+    include_hidden: bool = False,
+) -> list[SearchHit]:
+    """The best `limit` published documents for `text`, by the engine's dialect."""
+    run = search_sqlite if engine.dialect.name == "sqlite" else search_postgres
+    return run(engine, text, limit, resource_type, include_hidden)
