@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from descriptor_pipeline.defs import replay, schedules, sensors
+from descriptor_pipeline.defs import jobs, schedules, sensors
 from descriptor_pipeline.defs.assets import descriptor_assets
-from descriptor_pipeline.defs.jobs import refresh_descriptors_job
 from descriptor_pipeline.defs.resources import build_resources
 
 defs = dg.Definitions(
     assets=descriptor_assets,
-    jobs=[refresh_descriptors_job, *replay.jobs, *schedules.jobs],
+    jobs=[jobs.refresh_descriptors_job, *jobs.jobs],
     sensors=sensors.sensors,
     schedules=schedules.schedules,
     resources=build_resources(),

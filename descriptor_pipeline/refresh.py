@@ -45,7 +45,7 @@ TAG_MODE = "descriptor/refresh_mode"
 TAG_LANE = "descriptor/lane"  # "fresh" (small, latency-bound) or "bulk" (whole catalog)
 BULK_MODES = frozenset({"full", "reconcile"})
 # when one queued partition holds rows for several reasons, the run is tagged with the first
-QUEUE_REASONS = ("targeted", "fanout", "reconcile")
+QUEUE_REASONS = ("targeted", "replay", "fanout", "reconcile")
 
 
 TAG_IDS = "descriptor/ids"

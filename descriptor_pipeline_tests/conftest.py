@@ -6,7 +6,7 @@ import os
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -22,8 +22,10 @@ from descriptor_pipeline.defs.partitions import (
 )
 from descriptor_pipeline.defs.resources import (
     CatalogResource,
+    FreshnessSettings,
     IndexStoreResource,
     PipelineSettings,
+    QualitySettings,
 )
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition
@@ -46,6 +48,8 @@ class Deployment:
     index_url: str
     instance: dg.DagsterInstance
     chunk_size: int = 97  # small and odd so every partition spans several chunks
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
 
     @property
     def catalog(self) -> CatalogSource:
@@ -60,6 +64,8 @@ class Deployment:
             "catalog": CatalogResource(url=self.catalog_url),
             "index_store": IndexStoreResource(url=self.index_url),
             "settings": PipelineSettings(chunk_size=self.chunk_size),
+            "quality": self.quality,
+            "freshness": self.freshness,
         }
 
     def register(self, range_size: int = 1000) -> list[DescriptorPartition]:

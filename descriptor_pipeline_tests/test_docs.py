@@ -134,7 +134,6 @@ def scratch_env(root: Path) -> dict[str, str]:
         DESCRIPTOR_CATALOG_URL=f"sqlite:///{data / 'catalog.sqlite'}",
         DESCRIPTOR_INDEX_URL=f"sqlite:///{data / 'index.sqlite'}",
         DESCRIPTOR_CATALOG_MAPPING="",
-        DESCRIPTOR_DATA_DOCS_DIR=str(root / "data_docs"),
         TMPDIR=str(tmp),
     )
     return env

@@ -11,15 +11,16 @@ import sqlalchemy as sa
 
 from descriptor_pipeline import stages
 from descriptor_pipeline.defs.assets import descriptor_assets
+from descriptor_pipeline.defs.jobs import replay_quarantine_job
 from descriptor_pipeline.defs.partitions import multi_partition_key
-from descriptor_pipeline.defs.replay import replay_quarantine
-from descriptor_pipeline.defs.resources import PipelineSettings
+from descriptor_pipeline.defs.resources import QualitySettings
+from descriptor_pipeline.defs.sensors import refresh_queue_sensor
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.normalization import normalize_frame
 from descriptor_pipeline.quality.drift import compare_profiles
 from descriptor_pipeline.quality.results import Thresholds
 from descriptor_pipeline.tables import descriptor_index
-from descriptor_pipeline_tests.conftest import Deployment
+from descriptor_pipeline_tests.conftest import Deployment, metadata_of
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
 ARTISTS_2 = DescriptorPartition("artist", IdRange(2000, 2999))  # 199 demo rows, room to inject
@@ -27,12 +28,16 @@ TRACKS_0 = DescriptorPartition("track", IdRange(0, 999))
 CHECKS = ("raw_suite", "normalized_suite", "normalized_drift", "quarantine_count", "index_suite")
 
 
-@pytest.fixture(autouse=True)
-def data_docs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "data_docs"
-    monkeypatch.setenv("DESCRIPTOR_DATA_DOCS_DIR", str(path))
-    monkeypatch.delenv("DESCRIPTOR_QUALITY_THRESHOLDS", raising=False)
-    return path
+@pytest.fixture
+def data_docs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data_docs"
+
+
+@pytest.fixture
+def deployment(deployment: Deployment, data_docs_dir: Path) -> Deployment:
+    """The conftest deployment, its Data Docs pages under the test's folder."""
+    deployment.quality = QualitySettings(data_docs_dir=str(data_docs_dir))
+    return deployment
 
 
 def run_with_checks(
@@ -40,7 +45,9 @@ def run_with_checks(
 ) -> dg.ExecuteInProcessResult:
     """The three assets (their checks are evaluated in their steps) for one partition."""
     resources = dep.resources()
-    resources["settings"] = PipelineSettings(chunk_size=dep.chunk_size, data_docs=data_docs)
+    resources["quality"] = QualitySettings(
+        data_docs_dir=dep.quality.data_docs_dir, data_docs=data_docs
+    )
     return dg.materialize(
         descriptor_assets,
         partition_key=multi_partition_key(partition),
@@ -156,17 +163,31 @@ def test_bad_rows_warn_the_expected_checks_quarantine_and_replay(deployment: Dep
             n=f"fixed {resource_id}",
             i=resource_id,
         )
-    replay = replay_quarantine.execute_in_process(
+    replay = replay_quarantine_job.execute_in_process(
         instance=deployment.instance, resources=deployment.resources()
     )
-    assert replay.success
-    (step,) = [e for e in replay.all_events if e.event_type_value == "STEP_OUTPUT"]
-    released = step.event_specific_data.metadata["rows_released"].value
-    assert released == 3
+    assert replay.output_for_node("queue_quarantined") == 3
+    # the queue sensor launches the real assets for the partition, scoped to those ids
+    with dg.build_sensor_context(
+        instance=deployment.instance, resources=deployment.resources()
+    ) as context:
+        result = refresh_queue_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    (request,) = result.run_requests
+    assert request.tags["descriptor/refresh_mode"] == "replay"
+    assert request.tags["descriptor/ids"] == ",".join(map(str, sorted(bad)))
+    rerun = dg.materialize(
+        descriptor_assets,
+        partition_key=request.partition_key,
+        tags=request.tags,
+        instance=deployment.instance,
+        resources=deployment.resources(),
+    )
+    assert metadata_of(rerun, "normalized_descriptors")["rows_read"] == 3
     assert deployment.store.quarantine_rows().empty
     assert {i: f"fixed {i}" for i in bad}.items() <= published(deployment, "artist").items()
     replayed = deployment.instance.get_latest_materialization_event(dg.AssetKey("descriptor_index"))
-    assert replayed is not None and replayed.run_id == replay.run_id
+    assert replayed is not None and replayed.run_id == rerun.run_id
 
 
 def test_a_critical_failure_blocks_publishing_of_that_partition(
@@ -269,12 +290,9 @@ def test_compare_profiles_thresholds() -> None:
     assert compare_profiles(None, before) == []
 
 
-def test_thresholds_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DESCRIPTOR_QUALITY_THRESHOLDS", '{"min_vocab_share": 0.5}')
-    assert Thresholds.from_env().min_vocab_share == 0.5
-    monkeypatch.setenv("DESCRIPTOR_QUALITY_THRESHOLDS", '{"typo": 1}')
-    with pytest.raises(ValueError, match="typo"):
-        Thresholds.from_env()
+def test_thresholds_come_from_the_quality_resource() -> None:
+    assert QualitySettings().thresholds() == Thresholds()  # one copy of the defaults
+    assert QualitySettings(min_vocab_share=0.5).thresholds().min_vocab_share == 0.5
 
 
 def test_a_run_without_the_checks_validates_nothing_and_publishes(deployment: Deployment) -> None:

@@ -3,7 +3,6 @@ across ticks, their run requests executed with `materialize` on the same instanc
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,8 +13,9 @@ import sqlalchemy as sa
 
 from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import CatalogSource
-from descriptor_pipeline.defs import schedules, sensors
+from descriptor_pipeline.defs import jobs, schedules, sensors
 from descriptor_pipeline.defs.assets import descriptor_assets
+from descriptor_pipeline.defs.resources import FreshnessSettings
 from descriptor_pipeline.demo.seed import SEEDED_AT
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.tables import descriptor_index
@@ -92,10 +92,10 @@ def ids_between(source: CatalogSource, resource_type: str, first: int, last: int
 
 
 @pytest.fixture
-def small_batches(monkeypatch: pytest.MonkeyPatch) -> refresh.RefreshSettings:
-    settings = dataclasses.replace(refresh.DEFAULT_SETTINGS, queue_partitions_per_tick=1)
-    monkeypatch.setattr(refresh, "DEFAULT_SETTINGS", settings)
-    return settings
+def small_batches(deployment: Deployment) -> Deployment:
+    """One partition per queue tick, set where operators set it: the freshness resource."""
+    deployment.freshness = FreshnessSettings(queue_partitions_per_tick=1)
+    return deployment
 
 
 # ---------------------------------------------------------------- incremental refresh
@@ -153,9 +153,9 @@ def test_incremental_sensor_follows_the_cursor_and_catches_late_commits(
 
 
 def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
-    deployment: Deployment, small_batches: refresh.RefreshSettings, monkeypatch: pytest.MonkeyPatch
+    small_batches: Deployment,
 ) -> None:
-    dep = deployment
+    dep = small_batches
     dep.register()
     with dep.catalog.engine.connect() as conn:
         # the artist embedded in the most track partitions: the widest fan-out in the demo
@@ -235,7 +235,7 @@ def test_targeted_reindex_from_the_request_table_and_the_job(deployment: Deploym
     assert "no album with id 999999" in rows[2].detail
     assert "unknown resource type 'band'" in rows[3].detail
 
-    job_result = schedules.reindex_job.execute_in_process(
+    job_result = jobs.reindex_job.execute_in_process(
         run_config={
             "ops": {"queue_reindex": {"config": {"resource_type": "track", "ids": [7, -1]}}}
         },
@@ -248,6 +248,16 @@ def test_targeted_reindex_from_the_request_table_and_the_job(deployment: Deploym
     message = failure.step_failure_data.error.message  # type: ignore[union-attr]
     assert "not in the catalog: [-1]" in message and "1 known ids were queued" in message
     assert refresh.queue_depth(dep.store)["track"] == 1
+    # the launchpad offers the four types; an empty or unknown one never reaches a run
+    for bad_type in ("", "band"):
+        with pytest.raises(dg.DagsterInvalidConfigError):
+            jobs.reindex_job.execute_in_process(
+                run_config={
+                    "ops": {"queue_reindex": {"config": {"resource_type": bad_type, "ids": [1]}}}
+                },
+                instance=dep.instance,
+                resources=dep.resources(),
+            )
 
 
 # ---------------------------------------------------------------- growth
@@ -336,7 +346,7 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
         {13},
     )
 
-    job = schedules.reconcile_job.execute_in_process(
+    job = jobs.reconcile_job.execute_in_process(
         instance=dep.instance, resources=dep.resources()
     )
     meta = job.output_for_node("reconcile_index")
@@ -437,7 +447,7 @@ def test_cursor_round_trips_and_keeps_only_the_window(deployment: Deployment) ->
     cursor = refresh.IncrementalCursor({"genre": position})
     again = refresh.IncrementalCursor.from_json(cursor.to_json())
     assert again.positions["genre"] == position
-    settings = dataclasses.replace(refresh.DEFAULT_SETTINGS, max_changes_per_type=10)
+    settings = FreshnessSettings(max_changes_per_type=10).limits()
     changes, moved = refresh.scan_changes(dep.catalog, "genre", None, settings)
     assert len(changes) == 10 and moved is not None  # a burst is worked off in bounded pages
     changes2, moved2 = refresh.scan_changes(dep.catalog, "genre", moved, settings)

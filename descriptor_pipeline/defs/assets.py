@@ -19,7 +19,12 @@ import dagster as dg
 from descriptor_pipeline.defs import checks
 from descriptor_pipeline.defs.checks import PartitionWork
 from descriptor_pipeline.defs.partitions import descriptor_partitions, partitions_of
-from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.defs.resources import (
+    CatalogResource,
+    IndexStoreResource,
+    PipelineSettings,
+    QualitySettings,
+)
 from descriptor_pipeline.documents import DOCUMENT_VERSION
 from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition
@@ -223,6 +228,7 @@ def raw_descriptors(
     catalog: CatalogResource,
     index_store: IndexStoreResource,
     settings: PipelineSettings,
+    quality: QualitySettings,
 ) -> Events:
     """Catalog rows of the range with their linked rows' names; malformed rows quarantined."""
     source, store, scope = catalog.source(), index_store.store(), scope_of(context)
@@ -230,7 +236,7 @@ def raw_descriptors(
         context,
         lambda p, v: extract_raw(source, store, p, settings.chunk_size, only_ids=scope, observe=v),
         lambda p: _validator(context, "raw", p.resource_type),
-        lambda work: checks.raw_results(context.run.run_id, work, store, settings.data_docs),
+        lambda work: checks.raw_results(context.run.run_id, work, store, quality),
     )
 
 
@@ -257,6 +263,7 @@ def normalized_descriptors(
     catalog: CatalogResource,
     index_store: IndexStoreResource,
     settings: PipelineSettings,
+    quality: QualitySettings,
 ) -> Events:
     """Canonical descriptors: every field with its provenance and normalization rules."""
     source, store, scope = catalog.source(), index_store.store(), scope_of(context)
@@ -270,7 +277,7 @@ def normalized_descriptors(
             context, "normalized", p.resource_type, normalization.genre_vocabulary, True
         ),
         lambda work: checks.normalized_results(
-            context.run.run_id, work, store, source, settings.data_docs
+            context.run.run_id, work, store, source, quality
         ),
     )
 
@@ -297,6 +304,7 @@ def descriptor_index(
     catalog: CatalogResource,
     index_store: IndexStoreResource,
     settings: PipelineSettings,
+    quality: QualitySettings,
 ) -> Events:
     """The published search index: one document per resource, each partition written in one
     transaction."""
@@ -313,7 +321,7 @@ def descriptor_index(
             store,
             catalog.source(),
             settings.publish_table,
-            settings.data_docs,
+            quality,
         ),
     )
 

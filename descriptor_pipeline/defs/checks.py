@@ -22,6 +22,7 @@ import dagster as dg
 import pandas as pd
 
 from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.defs.resources import QualitySettings
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
 from descriptor_pipeline.quality.drift import compare_profiles
@@ -120,7 +121,7 @@ def suite_check_result(
     run_id: str,
     label: str,
     result: SuiteResult,
-    data_docs: str,
+    quality: QualitySettings,
     extra: dict[str, Any] | None = None,
 ) -> dg.AssetCheckResult:
     """A suite's outcome as Dagster sees it: ERROR if a critical expectation failed, else WARN."""
@@ -135,8 +136,9 @@ def suite_check_result(
         "validation_seconds": round(result.seconds, 3),
         **(extra or {}),
     }
-    if data_docs == "always" or (data_docs == "on_failure" and not result.success):
-        page = render_data_docs(result, run_id, label)
+    mode = quality.data_docs
+    if mode == "always" or (mode == "on_failure" and not result.success):
+        page = render_data_docs(result, run_id, label, quality.docs_root())
         metadata["data_docs"] = dg.MetadataValue.path(str(page))
         metadata["data_docs_url"] = dg.MetadataValue.url(page.as_uri())
     severity = dg.AssetCheckSeverity.ERROR if result.critical_failed else dg.AssetCheckSeverity.WARN
@@ -197,12 +199,12 @@ def _facts(w: PartitionWork) -> pd.DataFrame:
 
 
 def raw_results(
-    run_id: str, work: list[PartitionWork], store: IndexStore, data_docs: str
+    run_id: str, work: list[PartitionWork], store: IndexStore, quality: QualitySettings
 ) -> list[dg.AssetCheckResult]:
     if _unchecked(work):
         return []
-    result = _validate("raw", work, _facts, store, Thresholds.from_env())
-    return [suite_check_result("raw_suite", RAW, run_id, _label(work), result, data_docs)]
+    result = _validate("raw", work, _facts, store, quality.thresholds())
+    return [suite_check_result("raw_suite", RAW, run_id, _label(work), result, quality)]
 
 
 def normalized_results(
@@ -210,15 +212,15 @@ def normalized_results(
     work: list[PartitionWork],
     store: IndexStore,
     source: CatalogSource,
-    data_docs: str,
+    quality: QualitySettings,
 ) -> list[dg.AssetCheckResult]:
     if _unchecked(work):
         return []
-    thresholds = Thresholds.from_env()
+    thresholds = quality.thresholds()
     result = _validate("normalized", work, _facts, store, thresholds)
     label = _label(work)
     return [
-        suite_check_result("normalized_suite", NORMALIZED, run_id, label, result, data_docs),
+        suite_check_result("normalized_suite", NORMALIZED, run_id, label, result, quality),
         _drift_result(run_id, work, store, result, thresholds),
         _quarantine_result(work, store, source, thresholds),
     ]
@@ -345,16 +347,16 @@ def index_results(
     store: IndexStore,
     source: CatalogSource,
     table_name: str,
-    data_docs: str,
+    quality: QualitySettings,
 ) -> list[dg.AssetCheckResult]:
     """Reconcile every id of the partitions and validate the documents this run wrote."""
     if _unchecked(work):
         return []
     frames = {w.partition: _reconciliation_frame(w, store, source, table_name) for w in work}
-    result = _validate("index", work, lambda w: frames[w.partition], None, Thresholds.from_env())
+    result = _validate("index", work, lambda w: frames[w.partition], None, quality.thresholds())
     frame = pd.concat(frames.values(), ignore_index=True)
     counts = frame["status"].value_counts().to_dict()
     extra = {f"ids_{k}": int(v) for k, v in counts.items()}
     return [
-        suite_check_result("index_suite", INDEX, run_id, _label(work), result, data_docs, extra)
+        suite_check_result("index_suite", INDEX, run_id, _label(work), result, quality, extra)
     ]

@@ -3,6 +3,9 @@ from environment variables through `EnvVar`, resolved when a run starts, never a
 
 from __future__ import annotations
 
+from dataclasses import fields
+from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -10,6 +13,9 @@ from pydantic import Field
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.index_store import IndexStore, open_store
+from descriptor_pipeline.quality.reports import data_docs_root
+from descriptor_pipeline.quality.results import DEFAULTS, Thresholds
+from descriptor_pipeline.refresh import DEFAULT_SETTINGS, RefreshSettings
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -44,15 +50,120 @@ class PipelineSettings(dg.ConfigurableResource):
         description="Where descriptor_index writes: the published table, or "
         "descriptor_index_shadow for a full rebuild that is swapped in afterwards (Postgres).",
     )
+    id_range_size: int = Field(
+        default=10_000,
+        description="Ids per new id-range partition, read by catalog_growth_sensor when it adds "
+        "ranges (existing ranges keep their size).",
+    )
+
+
+class QualitySettings(dg.ConfigurableResource):
+    """The suites' and drift's thresholds, and when and where Data Docs pages are rendered
+    (docs/quality.md). Defaults come from the demo catalog."""
+
+    min_vocab_share: float = Field(
+        default=DEFAULTS.min_vocab_share,
+        description="normalized_suite (warning): lowest mean share of a row's genre and tag "
+        "values that are genres of the tree.",
+    )
+    min_genre_coverage: float = Field(
+        default=DEFAULTS.min_genre_coverage,
+        description="normalized_suite (warning): lowest share of rows with a tree genre.",
+    )
+    genres_in_tree_mostly: float = Field(
+        default=DEFAULTS.genres_in_tree_mostly,
+        description="normalized_suite (warning): share of genres that must still be in the "
+        "tree (lower means the tree was edited under the data).",
+    )
+    max_quarantine_share: float = Field(
+        default=DEFAULTS.max_quarantine_share,
+        description="quarantine_count: above this share of a partition the check is an ERROR, "
+        "else a WARN.",
+    )
+    drift_min_rows: int = Field(
+        default=DEFAULTS.drift_min_rows,
+        description="normalized_drift and the distribution expectations: partitions with fewer "
+        "rows are too noisy to compare.",
+    )
+    drift_max_rate_change: float = Field(
+        default=DEFAULTS.drift_max_rate_change,
+        description="normalized_drift: largest absolute change of a null rate or a source share.",
+    )
+    drift_max_relative_change: float = Field(
+        default=DEFAULTS.drift_max_relative_change,
+        description="normalized_drift: largest relative change of counts and length quantiles.",
+    )
+    drift_min_absolute_change: float = Field(
+        default=DEFAULTS.drift_min_absolute_change,
+        description="normalized_drift: a relative change counts only past this many characters "
+        "or distinct values.",
+    )
     data_docs: Literal["on_failure", "always", "never"] = Field(
         default="on_failure",
         description="When a check renders its Great Expectations Data Docs page: when the "
         "suite does not pass (default; rendering costs more than validating), always, or never.",
     )
-    id_range_size: int = Field(
-        default=10_000,
-        description="Ids per new id-range partition (existing ranges keep their size).",
+    data_docs_dir: str | None = Field(
+        default=None,
+        description="Folder of the Data Docs pages; empty: $DESCRIPTOR_PIPELINE_DATA/data_docs, "
+        "else the system temp folder.",
     )
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(**{f.name: getattr(self, f.name) for f in fields(Thresholds)})
+
+    def docs_root(self) -> Path:
+        return data_docs_root(self.data_docs_dir)
+
+
+class FreshnessSettings(dg.ConfigurableResource):
+    """How much the refresh sensors do per tick (a tick has about 60 s) and how far back the
+    incremental sensor looks for late commits (docs/refresh.md)."""
+
+    safety_window_seconds: int = Field(
+        default=int(DEFAULT_SETTINGS.safety_window.total_seconds()),
+        description="incremental_refresh_sensor re-reads this many seconds behind its mark, to "
+        "catch rows that committed late with an older updated_at.",
+    )
+    max_changes_per_type: int = Field(
+        default=DEFAULT_SETTINGS.max_changes_per_type,
+        description="Forward catalog rows the incremental sensor reads per type per tick.",
+    )
+    max_window_rows: int = Field(
+        default=DEFAULT_SETTINGS.max_window_rows,
+        description="Safety-window rows re-read per type per tick.",
+    )
+    max_seen: int = Field(
+        default=DEFAULT_SETTINGS.max_seen,
+        description="(id, updated_at) pairs kept in the incremental cursor per type.",
+    )
+    queue_rows_per_tick: int = Field(
+        default=DEFAULT_SETTINGS.queue_rows_per_tick,
+        description="Refresh-queue rows refresh_queue_sensor reads per tick.",
+    )
+    queue_partitions_per_tick: int = Field(
+        default=DEFAULT_SETTINGS.queue_partitions_per_tick,
+        description="Partitions (runs) refresh_queue_sensor requests per tick at most.",
+    )
+    requests_per_tick: int = Field(
+        default=DEFAULT_SETTINGS.requests_per_tick,
+        description="Rows of descriptor_refresh_requests taken in per tick.",
+    )
+    new_ranges_per_tick: int = Field(
+        default=50,
+        description="Id ranges catalog_growth_sensor adds per tick at most.",
+    )
+
+    def limits(self) -> RefreshSettings:
+        return RefreshSettings(
+            safety_window=timedelta(seconds=self.safety_window_seconds),
+            max_changes_per_type=self.max_changes_per_type,
+            max_window_rows=self.max_window_rows,
+            max_seen=self.max_seen,
+            queue_rows_per_tick=self.queue_rows_per_tick,
+            queue_partitions_per_tick=self.queue_partitions_per_tick,
+            requests_per_tick=self.requests_per_tick,
+        )
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
@@ -63,4 +174,6 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "index_store": IndexStoreResource(url=dg.EnvVar("DESCRIPTOR_INDEX_URL")),
         "settings": PipelineSettings(),
+        "quality": QualitySettings(),
+        "freshness": FreshnessSettings(),
     }

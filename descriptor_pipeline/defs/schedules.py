@@ -1,6 +1,5 @@
-"""Schedules (weekly full refresh, daily reconciliation) and the operator jobs they and the UI
-launch (reconciliation, targeted reindex). Repairs go through the refresh queue, which
-`refresh_queue_sensor` drains into `refresh_descriptors` runs: one code path for every mode.
+"""Schedules: the weekly full refresh (partition runs of `refresh_descriptors`) and the daily
+reconciliation (`reconcile_catalog_and_index`, whose repairs go through the refresh queue).
 
 The cron strings are deployment settings read when the code location loads
 (`DESCRIPTOR_FULL_REFRESH_CRON`, `DESCRIPTOR_RECONCILE_CRON`): a schedule's cron is part of
@@ -14,9 +13,9 @@ import os
 import dagster as dg
 
 from descriptor_pipeline import refresh
-from descriptor_pipeline.defs.jobs import refresh_descriptors_job
+from descriptor_pipeline.defs.jobs import reconcile_job, refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import all_partitions, multi_partition_key
-from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource
 from descriptor_pipeline.stages import partitions_with_rows
 
 DEFAULT_FULL_REFRESH_CRON = "0 3 * * 0"  # Sundays 03:00
@@ -60,45 +59,6 @@ def full_refresh_schedule(
 # ---------------------------------------------------------------- 5b. reconciliation
 
 
-@dg.op(
-    description="Compares catalog and index for every partition and queues the resources "
-    "found missing, orphaned, stale or published with older rules."
-)
-def reconcile_index(
-    context: dg.OpExecutionContext,
-    catalog: CatalogResource,
-    index_store: IndexStoreResource,
-    settings: PipelineSettings,
-) -> dg.Output[dict]:
-    source, store = catalog.source(), index_store.store()
-    totals = {"missing": 0, "orphaned": 0, "stale": 0, "old_version": 0}
-    partitions_to_repair = []
-    for partition in all_partitions(context.instance):
-        report = refresh.reconcile_partition(source, store, partition, settings.chunk_size)
-        if not report.repair_ids:
-            continue
-        for name, n in report.counts().items():
-            totals[name] += n
-        partitions_to_repair.append(partition.key)
-        refresh.enqueue(store, {partition.resource_type: report.repair_ids}, "reconcile")
-        store.invalidate_published(partition.resource_type, report.repair_ids)
-        context.log.info(f"{partition.key}: {report.counts()}")
-    return dg.Output(
-        totals,
-        metadata={
-            **totals,
-            "partitions_to_repair": len(partitions_to_repair),
-            "partition_keys": dg.MetadataValue.json(partitions_to_repair[:200]),
-        },
-    )
-
-
-@dg.job(name="reconcile_catalog_and_index", tags=refresh.run_tags("reconcile"))
-def reconcile_job() -> None:
-    """Daily diff of catalog and index; repairs are queued, not run inline."""
-    reconcile_index()
-
-
 reconcile_schedule = dg.ScheduleDefinition(
     name="reconcile_schedule",
     job=reconcile_job,
@@ -107,45 +67,4 @@ reconcile_schedule = dg.ScheduleDefinition(
 )
 
 
-# ---------------------------------------------------------------- 4. targeted reindex
-
-
-class ReindexConfig(dg.Config):
-    """What an operator types in the launchpad."""
-
-    resource_type: str
-    ids: list[int]
-
-
-@dg.op(description="Validates the ids against the catalog and queues the known ones.")
-def queue_reindex(
-    context: dg.OpExecutionContext,
-    config: ReindexConfig,
-    catalog: CatalogResource,
-    index_store: IndexStoreResource,
-) -> dg.Output[int]:
-    try:
-        known, unknown = refresh.split_known_ids(catalog.source(), config.resource_type, config.ids)
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
-    refresh.enqueue(index_store.store(), {config.resource_type: known}, "targeted")
-    if unknown:
-        raise dg.Failure(
-            description=f"{len(unknown)} of {len(set(config.ids))} {config.resource_type} ids are "
-            f"not in the catalog: {unknown[:50]}. The {len(known)} known ids were queued.",
-            metadata={"queued": len(known), "unknown_ids": dg.MetadataValue.json(unknown)},
-            allow_retries=False,
-        )
-    context.log.info(f"queued {len(known)} {config.resource_type} ids for reindex")
-    return dg.Output(len(known), metadata={"queued": len(known)})
-
-
-@dg.job(name="reindex_resources", tags=refresh.run_tags("targeted"))
-def reindex_job() -> None:
-    """Reindex given resources (run config: resource_type, ids); refresh_queue_sensor then
-    refreshes their partitions."""
-    queue_reindex()
-
-
 schedules: list[dg.ScheduleDefinition] = [full_refresh_schedule, reconcile_schedule]
-jobs: list[dg.JobDefinition] = [reconcile_job, reindex_job]

@@ -16,10 +16,14 @@ from descriptor_pipeline.defs.partitions import (
     missing_id_ranges,
     multi_partition_key,
 )
-from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.defs.resources import (
+    CatalogResource,
+    FreshnessSettings,
+    IndexStoreResource,
+    PipelineSettings,
+)
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition
 
-MAX_NEW_RANGES_PER_TICK = 50  # x 4 resource types = run requests per growth tick
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 PARTITION_TAG = "dagster/partition"
 
@@ -51,12 +55,16 @@ def pending_partition_keys(instance: dg.DagsterInstance) -> set[str]:
     "materializes the new resource type x range pairs that hold rows.",
 )
 def catalog_growth_sensor(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, settings: PipelineSettings
+    context: dg.SensorEvaluationContext,
+    catalog: CatalogResource,
+    settings: PipelineSettings,
+    freshness: FreshnessSettings,
 ) -> dg.SensorResult:
     existing = context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME)
     source = catalog.source()
     max_id = max(source.max_ids().values())
-    new = missing_id_ranges(existing, max_id, settings.id_range_size)[:MAX_NEW_RANGES_PER_TICK]
+    new = missing_id_ranges(existing, max_id, settings.id_range_size)
+    new = new[: freshness.new_ranges_per_tick]
     if not new:
         return dg.SensorResult(skip_reason=f"ids up to {max_id} are covered")
     # every type shares the ranges, so most new type x range pairs are empty: run only the
@@ -86,9 +94,12 @@ def catalog_growth_sensor(
     "commits), refreshes their partitions and queues the resources embedding them.",
 )
 def incremental_refresh_sensor(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, index_store: IndexStoreResource
+    context: dg.SensorEvaluationContext,
+    catalog: CatalogResource,
+    index_store: IndexStoreResource,
+    freshness: FreshnessSettings,
 ) -> dg.SensorResult:
-    settings = refresh.DEFAULT_SETTINGS
+    settings = freshness.limits()
     source, store = catalog.source(), index_store.store()
     cursor = refresh.IncrementalCursor.from_json(context.cursor)
     ranges = refresh.RangeLookup(context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
@@ -152,9 +163,12 @@ def incremental_refresh_sensor(
     "row turned into a run request.",
 )
 def refresh_queue_sensor(
-    context: dg.SensorEvaluationContext, catalog: CatalogResource, index_store: IndexStoreResource
+    context: dg.SensorEvaluationContext,
+    catalog: CatalogResource,
+    index_store: IndexStoreResource,
+    freshness: FreshnessSettings,
 ) -> dg.SensorResult:
-    settings = refresh.DEFAULT_SETTINGS
+    settings = freshness.limits()
     store = index_store.store()
     committed = int(context.cursor or 0)
     # Dagster stored this cursor with the runs of the tick that produced it: rows up to it

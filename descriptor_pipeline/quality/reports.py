@@ -45,10 +45,9 @@ def summarize_quarantine(rows: pd.DataFrame, partition_rows: int) -> QuarantineS
 # ---------------------------------------------------------------- Data Docs
 
 
-def data_docs_root() -> Path:
-    """Where Data Docs land: `$DESCRIPTOR_DATA_DOCS_DIR`, else
-    `$DESCRIPTOR_PIPELINE_DATA/data_docs`, else the system temp dir (read at run time)."""
-    explicit = os.environ.get("DESCRIPTOR_DATA_DOCS_DIR")
+def data_docs_root(explicit: str | None = None) -> Path:
+    """Where Data Docs land: the configured folder, else `$DESCRIPTOR_PIPELINE_DATA/data_docs`
+    (the folder the scripts keep the embedded stores in), else the system temp dir."""
     if explicit:
         return Path(explicit)
     data = os.environ.get("DESCRIPTOR_PIPELINE_DATA")

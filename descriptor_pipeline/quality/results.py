@@ -6,9 +6,7 @@ and tests read results without importing Great Expectations.
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 Layer = Literal["raw", "normalized", "index"]
@@ -24,8 +22,8 @@ class Thresholds:
     """Every tunable number of the suites and of drift, in one place.
 
     Defaults come from the demo catalog (about 10% of resources carry a tree genre, and 92-100%
-    of a row's genre/tag values are tree genres). Override with the JSON object in
-    `DESCRIPTOR_QUALITY_THRESHOLDS` (read when a check runs, never at import).
+    of a row's genre/tag values are tree genres). Operators change them through the
+    `quality` resource (`defs/resources.py`: launchpad or code location), not here.
     """
 
     min_vocab_share: float = 0.8  # mean share of a row's genre+tag values that are tree genres
@@ -36,18 +34,6 @@ class Thresholds:
     drift_max_rate_change: float = 0.10  # absolute change of a null rate or source share
     drift_max_relative_change: float = 0.5  # relative change of counts and length quantiles
     drift_min_absolute_change: float = 5.0  # ...and at least this much (chars, distinct tags)
-
-    @classmethod
-    def from_env(cls) -> Thresholds:
-        text = os.environ.get("DESCRIPTOR_QUALITY_THRESHOLDS", "").strip()
-        if not text:
-            return cls()
-        values = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown quality thresholds: {sorted(unknown)}")
-        return cls(**values)
 
 
 DEFAULTS = Thresholds()  # the suites' and drift's thresholds when none are given
