@@ -1,23 +1,11 @@
-"""The code location: collects defs/, builds nothing itself.
-
-Every job runs its steps in the run's own process (`in_process_executor`): a partition's three
-steps then share one process, one import of pandas and Great Expectations and one connection
-pool, instead of a process per step (8 per run before the checks moved into the assets).
-"""
+"""The code location: every definition is discovered from the `defs/` folder (the dg project
+layout in pyproject.toml's `[tool.dg]`): assets, checks, jobs, sensors, schedules, the resources
+and the executor each live in the module of their concern, and nothing is listed twice."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from descriptor_pipeline.defs import jobs, schedules, sensors
-from descriptor_pipeline.defs.assets import descriptor_assets
-from descriptor_pipeline.defs.resources import build_resources
-
-defs = dg.Definitions(
-    assets=descriptor_assets,
-    jobs=[jobs.refresh_descriptors_job, *jobs.jobs],
-    sensors=sensors.sensors,
-    schedules=schedules.schedules,
-    resources=build_resources(),
-    executor=dg.in_process_executor,
-)
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

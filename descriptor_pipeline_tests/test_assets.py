@@ -270,3 +270,22 @@ def test_an_empty_pair_launched_anyway_passes_its_checks_on_zero_rows(
     suites = [e for e in evaluations if "rows_validated" in e.metadata]
     assert suites and all(e.metadata["rows_validated"].value == 0 for e in suites)
     assert metadata_of(result, "descriptor_index")["rows_written"] == 0
+
+
+def test_each_materialization_reports_the_rows_its_table_holds(deployment: Deployment) -> None:
+    """`dagster/row_count` is what the UI charts: the rows stored for the partition afterwards."""
+    deployment.register()
+    result = deployment.materialize(DescriptorPartition("artist", IdRange(0, 999)))
+    with deployment.store.engine.connect() as conn:
+        stored = {
+            table: conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM {table} WHERE resource_type = 'artist' "
+                    "AND resource_id BETWEEN 0 AND 999"
+                )
+            ).scalar_one()
+            for table in ("raw_descriptors", "normalized_descriptors", "descriptor_index")
+        }
+    for table, count in stored.items():
+        assert metadata_of(result, table)["dagster/row_count"] == count
+    assert stored["descriptor_index"] > 900

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import dagster as dg
 
+from descriptor_pipeline import tables
 from descriptor_pipeline.defs import checks
 from descriptor_pipeline.defs.checks import PartitionWork
 from descriptor_pipeline.defs.partitions import descriptor_partitions, partitions_of
@@ -113,12 +114,16 @@ def scope_of(context: dg.AssetExecutionContext) -> frozenset[int] | None:
         _fail(context, exc)
 
 
-def _materialized(work: list[PartitionWork], started: float) -> dg.MaterializeResult:
+def _materialized(
+    work: list[PartitionWork], started: float, row_count: int
+) -> dg.MaterializeResult:
     """In a packed run Dagster records this for every partition of the range: the totals.
 
     `checks_seconds`: building the suites' facts while the stage ran, then validating them.
+    `dagster/row_count`: rows the asset's table holds for the run's partitions afterwards.
     """
     metadata = StageReport.combined([w.report for w in work]).metadata()
+    metadata["dagster/row_count"] = row_count
     observed = sum(w.validator.seconds for w in work if w.validator is not None)
     metadata["checks_seconds"] = round(observed + time.perf_counter() - started, 3)
     return dg.MaterializeResult(metadata=metadata)
@@ -168,6 +173,7 @@ def _run(
     stage: Callable[[DescriptorPartition, LayerValidator | None], StageReport],
     validator: Callable[[DescriptorPartition], LayerValidator | None],
     check: Callable[[list[PartitionWork]], list[dg.AssetCheckResult]],
+    row_count: Callable[[list[DescriptorPartition]], int],
 ) -> Events:
     """Run the stage for each partition of the run, then its checks.
 
@@ -201,9 +207,10 @@ def _run(
     started = time.perf_counter()
     try:
         results = check(work)
+        rows = row_count(partitions)
     except Exception as exc:
         _fail(context, exc)
-    yield _materialized(work, started)
+    yield _materialized(work, started, rows)
     yield from _selected(context, results)
 
 
@@ -237,6 +244,7 @@ def raw_descriptors(
         lambda p, v: extract_raw(source, store, p, settings.chunk_size, only_ids=scope, observe=v),
         lambda p: _validator(context, "raw", p.resource_type),
         lambda work: checks.raw_results(context.run.run_id, work, store, quality),
+        lambda partitions: store.count_rows(tables.raw_descriptors, partitions),
     )
 
 
@@ -279,6 +287,7 @@ def normalized_descriptors(
         lambda work: checks.normalized_results(
             context.run.run_id, work, store, source, quality
         ),
+        lambda partitions: store.count_rows(tables.normalized_descriptors, partitions),
     )
 
 
@@ -323,6 +332,7 @@ def descriptor_index(
             settings.publish_table,
             quality,
         ),
+        lambda partitions: store.count_rows(store.index_table(settings.publish_table), partitions),
     )
 
 

@@ -36,6 +36,3 @@ def replay_quarantine_job() -> None:
     """Replay quarantined rows after a fix of a rule or of the catalog data: queues them, and
     refresh_queue_sensor reruns the real assets scoped to those ids."""
     queue_quarantined()
-
-
-jobs: list[dg.JobDefinition] = [reconcile_job, reindex_job, replay_quarantine_job]

@@ -177,3 +177,6 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "quality": QualitySettings(),
         "freshness": FreshnessSettings(),
     }
+
+
+defs = dg.Definitions(resources=build_resources())

@@ -65,6 +65,3 @@ reconcile_schedule = dg.ScheduleDefinition(
     cron_schedule=_cron("DESCRIPTOR_RECONCILE_CRON", DEFAULT_RECONCILE_CRON),
     execution_timezone="UTC",
 )
-
-
-schedules: list[dg.ScheduleDefinition] = [full_refresh_schedule, reconcile_schedule]

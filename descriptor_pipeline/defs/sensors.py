@@ -197,10 +197,3 @@ def refresh_queue_sensor(
         cursor=str(read.cursor),
         skip_reason=None if requests else "refresh queue is empty",
     )
-
-
-sensors: list[dg.SensorDefinition] = [
-    catalog_growth_sensor,
-    incremental_refresh_sensor,
-    refresh_queue_sensor,
-]
