@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from descriptor_pipeline.definitions import defs
+from descriptor_pipeline.defs.definition_settings import DefinitionSettings
 
 
 def test_definitions_are_loadable() -> None:
@@ -92,3 +94,15 @@ def test_loaded_definitions_match_the_snapshot() -> None:
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(text)
     assert json.loads(SNAPSHOT.read_text()) == current
+
+
+def test_definition_settings_come_from_the_environment_at_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DESCRIPTOR_INCREMENTAL_INTERVAL_SECONDS", "2")
+    monkeypatch.setenv("DESCRIPTOR_RECONCILE_CRON", "0 5 * * *")
+    loaded = DefinitionSettings.from_env()
+    assert loaded.incremental_interval_seconds == 2 and loaded.reconcile_cron == "0 5 * * *"
+    monkeypatch.setenv("DESCRIPTOR_QUEUE_INTERVAL_SECONDS", "0")
+    with pytest.raises(ValueError, match="DESCRIPTOR_QUEUE_INTERVAL_SECONDS"):
+        DefinitionSettings.from_env()

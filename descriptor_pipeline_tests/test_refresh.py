@@ -15,6 +15,7 @@ from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs import jobs, schedules, sensors
 from descriptor_pipeline.defs.assets import descriptor_assets
+from descriptor_pipeline.defs.definition_settings import DefinitionSettings
 from descriptor_pipeline.defs.resources import FreshnessSettings
 from descriptor_pipeline.demo.seed import SEEDED_AT
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
@@ -306,7 +307,7 @@ def test_full_refresh_schedule_requests_every_partition_on_the_bulk_lane(
     assert {str(r.partition_key) for r in requests} == {p.key for p in partitions} - empty
     assert {r.tags[refresh.TAG_LANE] for r in requests} == {"bulk"}
     assert len({r.run_key for r in requests}) == 9
-    assert schedules.full_refresh_schedule.cron_schedule == schedules.DEFAULT_FULL_REFRESH_CRON
+    assert schedules.full_refresh_schedule.cron_schedule == DefinitionSettings().full_refresh_cron
 
 
 def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment) -> None:

@@ -1,37 +1,27 @@
 """Schedules: the weekly full refresh (partition runs of `refresh_descriptors`) and the daily
 reconciliation (`reconcile_catalog_and_index`, whose repairs go through the refresh queue).
 
-The cron strings are deployment settings read when the code location loads
-(`DESCRIPTOR_FULL_REFRESH_CRON`, `DESCRIPTOR_RECONCILE_CRON`): a schedule's cron is part of
-its definition in Dagster, unlike resource config which is resolved per run.
+The cron strings are part of the schedules' definitions, read when the code location loads
+(`definition_settings.py`), unlike resource config which is resolved per run.
 
 No `from __future__ import annotations`: Dagster reads op/resource annotations at runtime.
 """
 
-import os
-
 import dagster as dg
 
 from descriptor_pipeline import refresh
+from descriptor_pipeline.defs.definition_settings import AT_LOAD
 from descriptor_pipeline.defs.jobs import reconcile_job, refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import all_partitions, multi_partition_key
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource
 from descriptor_pipeline.stages import partitions_with_rows
-
-DEFAULT_FULL_REFRESH_CRON = "0 3 * * 0"  # Sundays 03:00
-DEFAULT_RECONCILE_CRON = "30 4 * * *"  # daily 04:30, after the nightly catalog imports
-
-
-def _cron(variable: str, default: str) -> str:
-    return os.environ.get(variable) or default
-
 
 # ---------------------------------------------------------------- 5a. full refresh
 
 
 @dg.schedule(
     job=refresh_descriptors_job,
-    cron_schedule=_cron("DESCRIPTOR_FULL_REFRESH_CRON", DEFAULT_FULL_REFRESH_CRON),
+    cron_schedule=AT_LOAD.full_refresh_cron,
     execution_timezone="UTC",
     description="Re-runs every partition (unchanged rows are skipped by hash): catches what "
     "the sensors cannot see, e.g. a normalization rule bump. Runs on the bulk lane.",
@@ -62,6 +52,6 @@ def full_refresh_schedule(
 reconcile_schedule = dg.ScheduleDefinition(
     name="reconcile_schedule",
     job=reconcile_job,
-    cron_schedule=_cron("DESCRIPTOR_RECONCILE_CRON", DEFAULT_RECONCILE_CRON),
+    cron_schedule=AT_LOAD.reconcile_cron,
     execution_timezone="UTC",
 )

@@ -9,6 +9,7 @@ No `from __future__ import annotations`: Dagster reads the resource annotations 
 import dagster as dg
 
 from descriptor_pipeline import refresh
+from descriptor_pipeline.defs.definition_settings import AT_LOAD
 from descriptor_pipeline.defs.jobs import refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import (
     ID_RANGE_PARTITIONS_NAME,
@@ -50,7 +51,7 @@ def pending_partition_keys(instance: dg.DagsterInstance) -> set[str]:
 
 @dg.sensor(
     job=refresh_descriptors_job,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=AT_LOAD.growth_interval_seconds,
     description="Adds id-range partitions when the catalog grows past the last range, and "
     "materializes the new resource type x range pairs that hold rows.",
 )
@@ -89,7 +90,7 @@ def catalog_growth_sensor(
 
 @dg.sensor(
     job=refresh_descriptors_job,
-    minimum_interval_seconds=10,
+    minimum_interval_seconds=AT_LOAD.incremental_interval_seconds,
     description="Finds catalog rows whose updated_at moved (with a safety window for late "
     "commits), refreshes their partitions and queues the resources embedding them.",
 )
@@ -157,7 +158,7 @@ def incremental_refresh_sensor(
 
 @dg.sensor(
     job=refresh_descriptors_job,
-    minimum_interval_seconds=15,
+    minimum_interval_seconds=AT_LOAD.queue_interval_seconds,
     description="Drains the append-only refresh queue (linked-resource fan-out, targeted reindex "
     "requests, reconciliation repairs) a few partitions per tick; its cursor is the last queue "
     "row turned into a run request.",
