@@ -11,8 +11,9 @@ import psycopg
 
 from descriptor_pipeline.catalog import CatalogConfig
 from descriptor_pipeline.documents import build_document
-from descriptor_pipeline.normalization import NormalizationContext, normalize_row
+from descriptor_pipeline.normalization import normalize_row
 from descriptor_pipeline.rejections import RejectedValue
+from descriptor_pipeline.rules import NormalizationContext
 
 DDL = """CREATE TABLE IF NOT EXISTS naive_index (
     resource_type text, resource_id bigint, document jsonb, search_text text,

@@ -25,12 +25,8 @@ from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore, SyncCounts
-from descriptor_pipeline.normalization import (
-    GenreVocabulary,
-    NormalizationContext,
-    input_hash,
-    normalize_frame,
-)
+from descriptor_pipeline.normalization import input_hash, normalize_frame
+from descriptor_pipeline.rules import GenreVocabulary, NormalizationContext
 from descriptor_pipeline.schema import fields_of
 from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
 from descriptor_pipeline.values import plain

@@ -23,7 +23,7 @@ import pytest
 
 from descriptor_pipeline import refresh
 from descriptor_pipeline.cli import build_parser
-from descriptor_pipeline.normalization import RULES
+from descriptor_pipeline.rules import RULES
 from descriptor_pipeline.schema import Source
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from descriptor_pipeline import normalization as n
+from descriptor_pipeline import rules as r
 from descriptor_pipeline.demo.seed import fixture_records
 
-VOCAB = n.GenreVocabulary.from_names(["hip hop", "rock", "drum and bass", "art pop", "shoegaze"])
-CTX = n.NormalizationContext(VOCAB)
+VOCAB = r.GenreVocabulary.from_names(["hip hop", "rock", "drum and bass", "art pop", "shoegaze"])
+CTX = r.NormalizationContext(VOCAB)
 
 
 def raw_row(resource_id: int = 1, name: str | None = "Name", **sources: object) -> dict:
@@ -61,7 +62,7 @@ def test_text_rules(rule: str, given: str, expected: str) -> None:
 def test_description_is_truncated_at_a_word_boundary() -> None:
     text = ("word " * 1000).strip()
     out = n.RULES["description_length"].fn(text, CTX)
-    assert len(out) <= n.DESCRIPTION_MAX_CHARS + 1 and out.endswith("word…")
+    assert len(out) <= r.DESCRIPTION_MAX_CHARS + 1 and out.endswith("word…")
 
 
 def test_genre_aliasing_folds_spelling_onto_the_tree() -> None:
@@ -196,10 +197,10 @@ def test_wrong_types_reject_the_row_with_a_reason(
 def test_rule_version_bump_changes_every_documents_version(monkeypatch: pytest.MonkeyPatch) -> None:
     before = normalize_one("genre", raw_row(name="rock"))
     bumped = dict(n.RULES)
-    bumped["whitespace"] = n.Rule("whitespace", 2, "text", n.RULES["whitespace"].fn, "v2")
+    bumped["whitespace"] = r.Rule("whitespace", 2, "text", n.RULES["whitespace"].fn, "v2")
     monkeypatch.setattr(n, "RULES", bumped)
     version = n.NORMALIZATION_VERSION
-    new_version = n.normalization_version(bumped)
+    new_version = r.normalization_version(bumped)
     monkeypatch.setattr(n, "NORMALIZATION_VERSION", new_version)
     after = normalize_one("genre", raw_row(name="rock"))
     assert new_version != version
@@ -225,7 +226,7 @@ def test_every_fixture_row_normalizes_or_is_rejected_with_a_reason() -> None:
                 custom_data=record.get("custom_data"),
             )
         )
-    ctx = n.NormalizationContext(n.GenreVocabulary.from_names(names))
+    ctx = r.NormalizationContext(r.GenreVocabulary.from_names(names))
     for resource_type, rows in by_type.items():
         frame, rejections = n.normalize_frame(resource_type, pd.DataFrame(rows), ctx)
         assert len(frame) + len(rejections) == len(rows)

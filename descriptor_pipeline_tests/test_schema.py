@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, IdRange, ranges_covering
-from descriptor_pipeline.normalization import RULES
+from descriptor_pipeline.rules import RULES
 from descriptor_pipeline.schema import fields_of, normalized_arrow_schema
 from descriptor_pipeline.schema_doc import render_schema_doc
 

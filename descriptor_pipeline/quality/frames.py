@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from descriptor_pipeline.normalization import CONTROL_CHARS, GenreVocabulary
 from descriptor_pipeline.quality.drift import ProfileBuilder
 from descriptor_pipeline.quality.results import Layer
+from descriptor_pipeline.rules import CONTROL_CHARS, GenreVocabulary
 from descriptor_pipeline.schema import SOURCE_COLUMNS, FieldSpec, fields_of
 from descriptor_pipeline.values import is_missing, json_value
 

@@ -13,11 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from descriptor_pipeline.normalization import (
-    DESCRIPTION_MAX_CHARS,
-    NAME_MAX_CHARS,
-    NORMALIZATION_VERSION,
-)
 from descriptor_pipeline.quality.frames import (
     INDEX_OK_STATUSES,
     NORMALIZED_FRAME_COLUMNS,
@@ -31,6 +26,11 @@ from descriptor_pipeline.quality.results import (
     SuiteResult,
     Thresholds,
     short,
+)
+from descriptor_pipeline.rules import (
+    DESCRIPTION_MAX_CHARS,
+    NAME_MAX_CHARS,
+    NORMALIZATION_VERSION,
 )
 from descriptor_pipeline.values import plain
 

@@ -1,0 +1,294 @@
+"""The versioned normalization rules and the genre vocabulary they map onto (pure: no I/O).
+
+A rule's version is recorded in the provenance of every value it touched and folded into the
+`normalization_version` of every row, so bumping one re-publishes exactly what it produced.
+`docs/schema.md` lists them (generated from `RULES`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from html import unescape
+from html.parser import HTMLParser
+from typing import Any, Literal
+
+from descriptor_pipeline.rejections import RejectedValue
+from descriptor_pipeline.schema import SCHEMA_VERSION
+
+NAME_MAX_CHARS = 512
+DESCRIPTION_MAX_CHARS = 2000
+LIST_MAX_ITEMS = 50
+INT_MAX = 10**12
+
+
+@dataclass(frozen=True)
+class NormalizationContext:
+    """What normalization needs besides the row: the genre tree's vocabulary."""
+
+    genre_vocabulary: GenreVocabulary
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    version: int
+    applies_to: Literal["text", "list", "int"]
+    fn: Callable[..., Any]
+    doc: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+# ---------------------------------------------------------------- text rules
+
+
+def _nfkc(value: str, ctx: NormalizationContext) -> str:
+    return unicodedata.normalize("NFKC", value)
+
+
+# Characters no stored value may hold (the quality suite checks that none survived).
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+
+
+def _control_chars(value: str, ctx: NormalizationContext) -> str:
+    return CONTROL_CHARS.sub(" ", value)
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def _whitespace(value: str, ctx: NormalizationContext) -> str:
+    return _SPACE.sub(" ", value).strip()
+
+
+class _TextExtractor(HTMLParser):
+    """Collects text nodes; block-level tags become spaces so words do not glue together."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in {"br", "p", "div", "li"}:
+            self.parts.append(" ")
+
+
+def _strip_html(value: str, ctx: NormalizationContext) -> str:
+    if "<" not in value and "&" not in value:
+        return value
+    parser = _TextExtractor()
+    parser.feed(value)
+    parser.close()
+    return unescape("".join(parser.parts))
+
+
+_LASTFM_READ_MORE = re.compile(r"\s*Read more on Last\.fm\.?\s*$", re.IGNORECASE)
+
+
+def _lastfm_boilerplate(value: str, ctx: NormalizationContext) -> str:
+    return _LASTFM_READ_MORE.sub("", value)
+
+
+def _name_length(value: str, ctx: NormalizationContext) -> str:
+    if len(value) > NAME_MAX_CHARS:
+        raise RejectedValue(
+            "name_length@1", f"name of {len(value)} chars exceeds {NAME_MAX_CHARS}", value
+        )
+    return value
+
+
+def _description_length(value: str, ctx: NormalizationContext) -> str:
+    if len(value) <= DESCRIPTION_MAX_CHARS:
+        return value
+    cut = value[:DESCRIPTION_MAX_CHARS]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > DESCRIPTION_MAX_CHARS * 0.8 else cut).rstrip() + "…"
+
+
+# ---------------------------------------------------------------- list rules
+
+
+def _casefold_dedupe(
+    values: list[tuple[str, str]], ctx: NormalizationContext
+) -> list[tuple[str, str]]:
+    seen: set[str] = set()
+    out = []
+    for value, origin in values:
+        key = value.casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append((value, origin))
+    return out
+
+
+def _list_length(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+    return values[:LIST_MAX_ITEMS]
+
+
+def _genre_alias(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+    vocab = ctx.genre_vocabulary
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for value, origin in values:
+        canonical = vocab.canonical(value)
+        if canonical is not None and canonical not in seen:
+            seen.add(canonical)
+            out.append((canonical, origin))
+    return out
+
+
+def _not_genre(values: list[tuple[str, str]], ctx: NormalizationContext) -> list[tuple[str, str]]:
+    return [(v, o) for v, o in values if ctx.genre_vocabulary.canonical(v) is None]
+
+
+# ---------------------------------------------------------------- int rules
+
+_YEAR = re.compile(r"^\s*(\d{4})(?:$|[-/ T])")
+
+
+def _year(value: object, ctx: NormalizationContext) -> int | None:
+    if isinstance(value, bool):
+        raise RejectedValue("year@1", f"release date is a boolean: {value!r}", value)
+    if isinstance(value, int):
+        year = value
+    elif isinstance(value, str):
+        if not value.strip():
+            return None
+        match = _YEAR.match(value)
+        if match is None:
+            raise RejectedValue("year@1", f"release date not a date: {value!r}", value)
+        year = int(match.group(1))
+    else:
+        raise RejectedValue("year@1", f"release date of type {type(value).__name__}", value)
+    if not 1000 <= year <= 2100:
+        raise RejectedValue("year@1", f"release year {year} outside 1000..2100", value)
+    return year
+
+
+def _int_range(value: object, ctx: NormalizationContext) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RejectedValue("int_range@1", f"expected a number, got {type(value).__name__}", value)
+    try:
+        number = int(float(value)) if isinstance(value, str | float) else value
+    except ValueError:
+        raise RejectedValue("int_range@1", f"expected a number, got {value!r}", value) from None
+    if not 0 <= number <= INT_MAX:
+        raise RejectedValue("int_range@1", f"number {number} outside 0..{INT_MAX}", value)
+    return number
+
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (
+        Rule("nfkc", 1, "text", _nfkc, "Unicode NFKC: full-width and compatibility forms fold."),
+        Rule(
+            "control_chars",
+            1,
+            "text",
+            _control_chars,
+            "Control, zero-width and line/paragraph separator characters become spaces.",
+        ),
+        Rule("whitespace", 1, "text", _whitespace, "Runs of white space collapse; ends trimmed."),
+        Rule(
+            "strip_html",
+            1,
+            "text",
+            _strip_html,
+            "HTML tags removed (stdlib parser), entities unescaped.",
+        ),
+        Rule(
+            "lastfm_boilerplate",
+            1,
+            "text",
+            _lastfm_boilerplate,
+            "The trailing 'Read more on Last.fm' link text is dropped.",
+        ),
+        Rule(
+            "name_length",
+            1,
+            "text",
+            _name_length,
+            f"A name over {NAME_MAX_CHARS} chars rejects the row (quarantine).",
+        ),
+        Rule(
+            "description_length",
+            1,
+            "text",
+            _description_length,
+            f"Descriptions cut at a word boundary near {DESCRIPTION_MAX_CHARS} chars.",
+        ),
+        Rule(
+            "casefold_dedupe",
+            1,
+            "list",
+            _casefold_dedupe,
+            "Values equal after case folding keep their first (highest-precedence) spelling.",
+        ),
+        Rule("list_length", 1, "list", _list_length, f"At most {LIST_MAX_ITEMS} values."),
+        Rule(
+            "genre_alias",
+            1,
+            "list",
+            _genre_alias,
+            "Values mapped onto the genre tree's canonical names; others dropped from genres.",
+        ),
+        Rule("not_genre", 1, "list", _not_genre, "Keeps only values that are not tree genres."),
+        Rule("year", 1, "int", _year, "Year from a date string (YYYY, YYYY-MM, YYYY-MM-DD)."),
+        Rule("int_range", 1, "int", _int_range, f"Non-negative integer up to {INT_MAX}."),
+    )
+}
+
+
+def normalization_version(rules: dict[str, Rule]) -> str:
+    """Schema version + a digest of every rule@version: any bump gives a new version."""
+    digest = hashlib.sha256(",".join(sorted(r.tag for r in rules.values())).encode())
+    return f"s{SCHEMA_VERSION}-{digest.hexdigest()[:10]}"
+
+
+NORMALIZATION_VERSION = normalization_version(RULES)
+
+
+# ---------------------------------------------------------------- genre vocabulary
+
+_GENRE_SEPARATORS = re.compile(r"[\s\-_/.]+")
+
+
+def genre_key(value: str) -> str:
+    """The spelling-insensitive key of a genre name: 'Hip-Hop', 'hip hop', 'HIP_HOP' agree."""
+    folded = unicodedata.normalize("NFKC", value).casefold().replace("&", " and ")
+    return _GENRE_SEPARATORS.sub(" ", folded).strip()
+
+
+@dataclass(frozen=True)
+class GenreVocabulary:
+    by_key: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_names(cls, names: Iterable[str]) -> GenreVocabulary:
+        by_key: dict[str, str] = {}
+        for name in names:
+            if name and name.strip():
+                canonical = _whitespace(unicodedata.normalize("NFKC", name), None)  # type: ignore[arg-type]
+                by_key.setdefault(genre_key(name), canonical)
+        return cls(by_key)
+
+    def canonical(self, value: str) -> str | None:
+        return self.by_key.get(genre_key(value))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Computed once per vocabulary (it is frozen), not once per row."""
+        digest = hashlib.sha256()
+        for key in sorted(self.by_key):
+            digest.update(f"{key}\x1f{self.by_key[key]}\x1e".encode())
+        return digest.hexdigest()[:16]
