@@ -5,12 +5,11 @@ taken from its sources in precedence order, run through its rules (`rules.py`), 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import pandas as pd
-import pyarrow as pa
 
 from descriptor_pipeline.rejections import RejectedValue, Rejection
 from descriptor_pipeline.rules import (
@@ -23,7 +22,6 @@ from descriptor_pipeline.schema import (
     Source,
     SourcePath,
     fields_of,
-    normalized_arrow_schema,
 )
 from descriptor_pipeline.values import is_missing
 
@@ -202,15 +200,19 @@ def input_hash(raw_hash: str, ctx: NormalizationContext) -> str:
     ).hexdigest()
 
 
-def normalize_frame(
-    resource_type: str, raw: pd.DataFrame, ctx: NormalizationContext
-) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Normalize a chunk of raw rows; bad rows become rejections, the rest a typed frame."""
-    schema = normalized_arrow_schema(resource_type)
+def normalize_rows(
+    resource_type: str, raw: Iterable[dict[str, Any]], ctx: NormalizationContext
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Normalize a chunk of raw rows; bad rows become rejections, the rest canonical records
+    (the schema's fields as plain values, provenance as JSON text, the content hash).
+
+    Plain dicts in and out: the chunk stays in one shape from the stage table to the stage
+    table (a pandas and Arrow round trip here cost 15% of a backfill).
+    """
     field_names = [f.name for f in fields_of(resource_type)]
     rows: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
-    for row in raw.to_dict("records"):
+    for row in raw:
         resource_id = int(row["resource_id"])
         try:
             values = normalize_row(resource_type, row, ctx)
@@ -243,5 +245,4 @@ def normalize_frame(
             {k: record[k] for k in (*field_names, "provenance", "normalization_version")}
         )
         rows.append(record)
-    table = pa.Table.from_pylist(rows, schema=schema)
-    return table.to_pandas(types_mapper=pd.ArrowDtype), [r.clipped() for r in rejections]
+    return rows, [r.clipped() for r in rejections]

@@ -18,18 +18,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import pandas as pd
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore, SyncCounts
-from descriptor_pipeline.normalization import input_hash, normalize_frame
+from descriptor_pipeline.normalization import input_hash, normalize_rows
 from descriptor_pipeline.rules import GenreVocabulary, NormalizationContext
 from descriptor_pipeline.schema import fields_of
 from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
-from descriptor_pipeline.values import plain
 
 # Receives, per chunk, the rows a stage writes (new or changed), while they are still in memory:
 # the asset checks validate these instead of re-reading the partition from the stage table.
@@ -132,13 +130,14 @@ def normalization_context(source: CatalogSource) -> NormalizationContext:
 
 
 def _stored_normalized_rows(
-    resource_type: str, frame: pd.DataFrame, input_hashes: dict[int, str]
+    resource_type: str, records: list[dict[str, Any]], input_hashes: dict[int, str]
 ) -> list[dict[str, Any]]:
+    """Canonical records as the stage table stores them: the fields as one JSON column."""
     names = [f.name for f in fields_of(resource_type)]
     now = datetime.now(UTC)
     rows = []
-    for record in frame.to_dict("records"):
-        values = {n: plain(record[n]) for n in names}
+    for record in records:
+        values = {n: record[n] for n in names}
         rows.append(
             {
                 "resource_type": resource_type,
@@ -148,7 +147,7 @@ def _stored_normalized_rows(
                 "provenance": record["provenance"],
                 "hidden": bool(values["hidden"]),
                 "blocked": bool(values["blocked"]),
-                "source_updated_at": plain(record["source_updated_at"]),
+                "source_updated_at": record["source_updated_at"],
                 "normalization_version": record["normalization_version"],
                 "raw_hash": record["raw_hash"],
                 "input_hash": input_hashes[int(record["resource_id"])],
@@ -167,13 +166,12 @@ def _stage_pages(
     only_ids: Iterable[int] | None,
     columns: Sequence[str] | None = None,
     conn: sa.Connection | None = None,
-) -> Iterator[tuple[IdRange, pd.DataFrame, set[int] | None]]:
-    """Pages of a stage table for the partition: all of it, or only the scoped ids."""
+) -> Iterator[tuple[IdRange, list[dict[str, Any]], set[int] | None]]:
+    """Pages of a stage table for the partition, as plain dicts: all of it, or only the
+    scoped ids."""
     if only_ids is None:
-        for span, frame in store.iter_rows(
-            table, partition, chunk_size, conn=conn, columns=columns
-        ):
-            yield span, frame, None
+        for span, records in store.iter_records(table, partition, chunk_size, conn, columns):
+            yield span, records, None
         return
     names = list(columns or table.columns.keys())
     for ids in scoped_ids(partition, only_ids, chunk_size):
@@ -182,8 +180,7 @@ def _stage_pages(
         else:
             with store.engine.connect() as own:
                 records = store.rows_by_id(own, table, partition.resource_type, ids)
-        frame = pd.DataFrame([{k: r[k] for k in names} for r in records], columns=names)
-        yield IdRange(ids[0], ids[-1]), frame, set(ids)
+        yield IdRange(ids[0], ids[-1]), [{k: r[k] for k in names} for r in records], set(ids)
 
 
 def normalize_partition(
@@ -208,14 +205,12 @@ def normalize_partition(
                 ),
                 scope,
             )
-            hashes = {
-                int(i): input_hash(h, context)
-                for i, h in zip(raw["resource_id"], raw["raw_hash"], strict=True)
-            }
-            todo = raw.loc[[existing.get(int(i)) != hashes[int(i)] for i in raw["resource_id"]]]
-            frame, rejections = normalize_frame(resource_type, todo, context)
-            rows = _stored_normalized_rows(resource_type, frame, hashes)
-            skipped = set(hashes) - {int(i) for i in todo["resource_id"]}
+            hashes = {int(r["resource_id"]): input_hash(r["raw_hash"], context) for r in raw}
+            todo = [r for r in raw if existing.get(r["resource_id"]) != hashes[r["resource_id"]]]
+            records, rejections = normalize_rows(resource_type, todo, context)
+            rows = _stored_normalized_rows(resource_type, records, hashes)
+            todo_ids = {int(r["resource_id"]) for r in todo}
+            skipped = set(hashes) - todo_ids
             counts = store.sync_chunk(
                 conn,
                 normalized_descriptors,
@@ -232,7 +227,7 @@ def normalize_partition(
                 "normalize",
                 span,
                 rejections,
-                resolved_ids={int(i) for i in todo["resource_id"]},
+                resolved_ids=todo_ids,
             )
         if observe is not None:
             observe(rows)
@@ -282,10 +277,7 @@ def publish_partition(
             existing = within(
                 store.existing_hashes(conn, target, "input_hash", resource_type, span), scope
             )
-            wanted = {
-                int(i): publish_hash(h)
-                for i, h in zip(keys["resource_id"], keys["content_hash"], strict=True)
-            }
+            wanted = {int(k["resource_id"]): publish_hash(k["content_hash"]) for k in keys}
             todo = [i for i, h in wanted.items() if existing.get(i) != h]
             documents = []
             withdrawn = 0

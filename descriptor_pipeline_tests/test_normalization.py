@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import orjson
-import pandas as pd
 import pytest
 
 from descriptor_pipeline import normalization as n
@@ -33,9 +32,9 @@ def raw_row(resource_id: int = 1, name: str | None = "Name", **sources: object) 
 
 
 def normalize_one(resource_type: str, row: dict) -> dict:
-    frame, rejections = n.normalize_frame(resource_type, pd.DataFrame([row]), CTX)
+    records, rejections = n.normalize_rows(resource_type, [row], CTX)
     assert not rejections, rejections
-    record = frame.iloc[0].to_dict()
+    (record,) = records
     record["provenance"] = orjson.loads(record["provenance"])
     return record
 
@@ -188,8 +187,9 @@ def test_wrong_types_reject_the_row_with_a_reason(
     name = sources.pop("name", "Fine")
     good = raw_row(1, "Good Row")
     bad = raw_row(2, name, **sources)
-    frame, rejections = n.normalize_frame(resource_type, pd.DataFrame([good, bad]), CTX)
-    assert list(frame["resource_id"]) == [1]  # the good row is not held back by the bad one
+    records, rejections = n.normalize_rows(resource_type, [good, bad], CTX)
+    # the good row is not held back by the bad one
+    assert [row["resource_id"] for row in records] == [1]
     assert [(r.resource_id, r.stage, r.rule) for r in rejections] == [(2, "normalize", rule)]
     assert rejections[0].reason
 
@@ -228,14 +228,15 @@ def test_every_fixture_row_normalizes_or_is_rejected_with_a_reason() -> None:
         )
     ctx = r.NormalizationContext(r.GenreVocabulary.from_names(names))
     for resource_type, rows in by_type.items():
-        frame, rejections = n.normalize_frame(resource_type, pd.DataFrame(rows), ctx)
-        assert len(frame) + len(rejections) == len(rows)
-        assert frame["name"].str.len().min() > 0
+        records, rejections = n.normalize_rows(resource_type, rows, ctx)
+        assert len(records) + len(rejections) == len(rows)
+        assert min(len(r["name"]) for r in records) > 0
         assert all(r.reason for r in rejections)
     html = [
         r for r in by_type["artist"] if r["enrichment_data"] and "<a href" in r["enrichment_data"]
     ]
     assert html, "the fixture is expected to carry real HTML bios"
-    frame, _ = n.normalize_frame("artist", pd.DataFrame(html), ctx)
-    assert not frame["description"].dropna().str.contains("<a ").any()
-    assert not frame["description"].dropna().str.contains("Read more on Last.fm").any()
+    records, _ = n.normalize_rows("artist", html, ctx)
+    descriptions = [r["description"] for r in records if r["description"]]
+    assert descriptions and not any("<a " in d for d in descriptions)
+    assert not any("Read more on Last.fm" in d for d in descriptions)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -16,7 +15,7 @@ from descriptor_pipeline.defs.partitions import multi_partition_key
 from descriptor_pipeline.defs.resources import QualitySettings
 from descriptor_pipeline.defs.sensors import refresh_queue_sensor
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.normalization import normalize_frame
+from descriptor_pipeline.normalization import normalize_rows
 from descriptor_pipeline.quality.drift import compare_profiles
 from descriptor_pipeline.quality.results import Thresholds
 from descriptor_pipeline.tables import descriptor_index
@@ -205,13 +204,16 @@ def test_a_critical_failure_blocks_publishing_of_that_partition(
         )
 
     # a regression in the rules: a control character survives, a name comes out empty
-    def buggy(resource_type: str, raw: pd.DataFrame, ctx: object) -> tuple[pd.DataFrame, list]:
-        frame, rejections = normalize_frame(resource_type, raw, ctx)  # type: ignore[arg-type]
-        frame.loc[frame["resource_id"] == 5, "name"] = "bell\u0007name"
-        frame.loc[frame["resource_id"] == 9, "name"] = ""
-        return frame, rejections
+    def buggy(resource_type: str, raw: list[dict], ctx: object) -> tuple[list[dict], list]:
+        records, rejections = normalize_rows(resource_type, raw, ctx)  # type: ignore[arg-type]
+        for record in records:
+            if record["resource_id"] == 5:
+                record["name"] = "bell\u0007name"
+            if record["resource_id"] == 9:
+                record["name"] = ""
+        return records, rejections
 
-    monkeypatch.setattr(stages, "normalize_frame", buggy)
+    monkeypatch.setattr(stages, "normalize_rows", buggy)
     result = run_with_checks(deployment, ARTISTS_0)
 
     assert not result.success
