@@ -192,7 +192,13 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _store().search(args.query, limit=args.limit, resource_type=args.type)
+    from descriptor_pipeline.search import SearchRefused
+
+    try:
+        hits = _store().search(args.query, limit=args.limit, resource_type=args.type)
+    except SearchRefused as exc:
+        print(f"search refused: {exc}", file=sys.stderr)
+        return 2
     if not hits:
         print(f"no results for {args.query!r}")
     for hit in hits:

@@ -53,8 +53,14 @@ def _nfkc(value: str, ctx: NormalizationContext) -> str:
     return unicodedata.normalize("NFKC", value)
 
 
-# Characters no stored value may hold (the quality suite checks that none survived).
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+# Characters no stored value may hold (the quality suite checks that none survived): C0/C1
+# controls, zero-width characters, line/paragraph separators, the BOM, and since version 2 the
+# bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069, U+061C), which let a
+# name display as something else.
+CONTROL_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
+    "\u2066-\u2069\ufeff]"
+)
 
 
 def _control_chars(value: str, ctx: NormalizationContext) -> str:
@@ -193,10 +199,11 @@ RULES: dict[str, Rule] = {
         Rule("nfkc", 1, "text", _nfkc, "Unicode NFKC: full-width and compatibility forms fold."),
         Rule(
             "control_chars",
-            1,
+            2,
             "text",
             _control_chars,
-            "Control, zero-width and line/paragraph separator characters become spaces.",
+            "Control, zero-width, line/paragraph separator and bidi embedding, override and "
+            "isolate characters become spaces.",
         ),
         Rule("whitespace", 1, "text", _whitespace, "Runs of white space collapse; ends trimmed."),
         Rule(

@@ -13,7 +13,7 @@ from descriptor_pipeline.tables import metadata
 
 def _migrated_tables(url: str) -> set[str]:
     engine = create_engine(url)
-    assert run_migrations(engine) == "0006"
+    assert run_migrations(engine) == "0007"
     tables = set(sa.inspect(engine).get_table_names())
     engine.dispose()
     return tables

@@ -108,7 +108,7 @@ def test_precedence_custom_over_catalog_over_spotify_with_provenance() -> None:
     assert record["provenance"]["name"]["path"] == "custom_data.name_override"
     assert record["provenance"]["name"]["rules"] == [
         "nfkc@1",
-        "control_chars@1",
+        "control_chars@2",
         "whitespace@1",
         "name_length@1",
     ]

@@ -144,13 +144,16 @@ def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str)
         with admin.begin() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission"):
             conn.execute(sa.text("SET LOCAL ROLE descriptor_reader"))
             conn.execute(sa.text(f"SELECT 1 FROM {table}"))
+    with admin.begin() as conn, pytest.raises(sa.exc.ProgrammingError, match="permission"):
+        conn.execute(sa.text("SET LOCAL ROLE descriptor_reader"))
+        conn.execute(sa.text("CREATE TEMP TABLE scratch (x int)"))
     writer.dispose()
     admin.dispose()
 
 
 def test_migrations_are_idempotent(pg_url: str) -> None:
     engine = create_engine(pg_url)
-    assert run_migrations(engine) == run_migrations(engine) == "0006"
+    assert run_migrations(engine) == run_migrations(engine) == "0007"
     engine.dispose()
 
 
