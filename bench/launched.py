@@ -458,10 +458,9 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
         url = fresh_pg_database(stack, args.pg_url, "bench_launched_dagster", "postgresql+psycopg2")
         env["DAGSTER_POSTGRES_URL"] = os.environ["DAGSTER_POSTGRES_URL"] = url
     range_size = args.range_size or (1000 if args.catalog == "demo" else 10_000)
-    max_id = max(source.max_ids().values())
     for p, home in homes.items():
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            register_id_ranges(instance, max_id, range_size)
+            register_id_ranges(instance, source, range_size)
             ranges = all_partitions(instance)
             keys = [q.key for q in partitions_with_rows(source, open_store(index[p]), ranges)]
     catalog = (

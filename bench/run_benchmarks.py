@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from bench.generate_catalog import generate
 from bench.naive import run_naive
+from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, ranges_covering
 
 RESULTS = Path(__file__).parent / "results"
@@ -100,6 +101,7 @@ def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
         CatalogResource,
         IndexStoreResource,
         PipelineSettings,
+        QualitySettings,
     )
 
     url = os.environ["BENCH_URL"]
@@ -114,6 +116,7 @@ def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
             "catalog": CatalogResource(url=url),
             "index_store": IndexStoreResource(url=url),
             "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
+            "quality": QualitySettings(),
         },
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         raise_on_error=False,
@@ -263,19 +266,21 @@ def incremental(url: str, seed: int) -> dict[str, Any]:
     from descriptor_pipeline.defs.partitions import register_id_ranges
     from descriptor_pipeline.defs.resources import (
         CatalogResource,
+        FreshnessSettings,
         IndexStoreResource,
         PipelineSettings,
+        QualitySettings,
     )
 
     resources = {
         "catalog": CatalogResource(url=url),
         "index_store": IndexStoreResource(url=url),
         "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
+        "quality": QualitySettings(),
+        "freshness": FreshnessSettings(),
     }
     instance = dg.DagsterInstance.ephemeral()
-    with psycopg.connect(dsn(url)) as conn:
-        max_id = conn.execute("SELECT max(id) FROM music_track").fetchone()[0]
-    register_id_ranges(instance, max_id, RANGE_SIZE)
+    register_id_ranges(instance, open_catalog(url, None), RANGE_SIZE)
 
     def tick(sensor: Any, cursor: str | None) -> dg.SensorResult:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)

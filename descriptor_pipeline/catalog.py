@@ -153,6 +153,34 @@ class CatalogSource:
                 )
         return out
 
+    def range_starts(self, range_size: int) -> tuple[list[int], int]:
+        """The first ids of the aligned ranges that hold at least one row of any type, and how
+        many rows have an id below 0 (no range holds them).
+
+        Ranges exist only where ids do: a catalog with ids 1 and 10^12 has two, where
+        enumerating 0..max id built 10^8 ranges and ran out of memory. One DISTINCT over each
+        primary key index.
+        """
+        starts: set[int] = set()
+        negative = 0
+        with self.engine.connect() as conn:
+            for resource_type in RESOURCE_TYPES:
+                t = self.resource_table(resource_type)
+                id_col = t.c[self.config.resource(resource_type).id_column]
+                bucket = (id_col // range_size) * range_size
+                starts.update(
+                    int(s)
+                    for s in conn.execute(
+                        sa.select(bucket).where(id_col >= 0).distinct()
+                    ).scalars()
+                )
+                negative += int(
+                    conn.execute(
+                        sa.select(sa.func.count()).select_from(t).where(id_col < 0)
+                    ).scalar_one()
+                )
+        return sorted(starts), negative
+
     def count(self, resource_type: str, id_range: IdRange | None = None) -> int:
         t = self.resource_table(resource_type)
         id_col = t.c[self.config.resource(resource_type).id_column]

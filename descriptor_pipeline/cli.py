@@ -82,8 +82,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
         return 2
     instance = dg.DagsterInstance.get()
-    max_id = max(_catalog().max_ids().values())
-    added = register_id_ranges(instance, max_id, args.range_size)
+    added = register_id_ranges(instance, _catalog(), args.range_size)
     from descriptor_pipeline.stages import partitions_with_rows
 
     registered = all_partitions(instance)

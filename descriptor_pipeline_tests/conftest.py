@@ -69,7 +69,7 @@ class Deployment:
         }
 
     def register(self, range_size: int = 1000) -> list[DescriptorPartition]:
-        register_id_ranges(self.instance, max(self.catalog.max_ids().values()), range_size)
+        register_id_ranges(self.instance, self.catalog, range_size)
         return all_partitions(self.instance)
 
     def materialize(

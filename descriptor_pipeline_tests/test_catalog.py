@@ -89,3 +89,27 @@ def test_dependants_find_what_embeds_a_resource(deployment: Deployment) -> None:
         ).one()
     found = deployment.catalog.dependants("artist", [artist_id])
     assert track_id in found["track"]
+
+
+def test_id_ranges_exist_only_where_ids_do(backend_deployment: Deployment) -> None:
+    """Ids 1 and 10^12 make two ranges, not 10^8 (which ran out of memory); a negative id is
+    counted and reported, since no range can hold it."""
+    dep = backend_deployment
+    with dep.catalog.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM music_track_artists"))
+        conn.execute(sa.text("DELETE FROM music_track_albums"))
+        conn.execute(sa.text("DELETE FROM music_track"))
+        for resource_id in (1, 10**12, -5):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO music_track (id, name, created_at, updated_at) "
+                    "VALUES (:i, :n, :t, :t)"
+                ),
+                {"i": resource_id, "n": f"t{resource_id}", "t": "2026-11-02 00:00:00"},
+            )
+    starts, negative = dep.catalog.range_starts(1000)
+    assert 10**12 in starts and 0 in starts and negative == 1
+    assert len(starts) < 10  # the other types' demo ids lie below 3000
+    added = dep.register(range_size=1000)
+    firsts = {p.id_range.first for p in added}
+    assert firsts == set(starts) and 10**12 in firsts

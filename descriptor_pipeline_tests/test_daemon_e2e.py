@@ -50,7 +50,7 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
     seed_catalog(source.engine, source.config)
     log = home / "daemon.log"
     with dg.DagsterInstance.get() as instance:
-        register_id_ranges(instance, max(source.max_ids().values()), 1000)
+        register_id_ranges(instance, source, 1000)
         with WorkspaceProcessContext(
             instance, WorkspaceFileTarget(paths=[str(home / "workspace.yaml")])
         ) as workspace:

@@ -289,7 +289,7 @@ def test_ui_backfill_then_reexecute_the_failed_partition_from_failure(home: Path
     store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
     seed_catalog(source.engine, source.config)
     with dg.DagsterInstance.get() as instance:
-        (id_range,) = register_id_ranges(instance, max(source.max_ids().values()), RANGE_SIZE)
+        (id_range,) = register_id_ranges(instance, source, RANGE_SIZE)
     artist_key, album_key = f"{id_range.key}|artist", f"{id_range.key}|album"
     # a catalog migration is under way: the album table is not where the mapping says
     rename_table(source, ALBUM_TABLE, ALBUM_TABLE_AWAY)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import (
     RESOURCE_TYPES,
     DescriptorPartition,
     IdRange,
-    ranges_covering,
 )
 
 ID_RANGE_PARTITIONS_NAME = "id_range"
@@ -46,23 +46,30 @@ def multi_partition_key(partition: DescriptorPartition) -> dg.MultiPartitionKey:
     )
 
 
-def missing_id_ranges(existing_keys: list[str], max_id: int, default_size: int) -> list[IdRange]:
-    """Ranges to add so that ids up to max_id are covered.
+def range_size_of(existing_keys: list[str], default_size: int) -> int:
+    """Once ranges exist their size is kept (read from the last key), so changing the
+    configured size never creates overlapping partitions."""
+    if not existing_keys:
+        return default_size
+    last = max(IdRange.parse(k) for k in existing_keys)
+    return last.last - last.first + 1
 
-    Once ranges exist their size is kept (read from the last key), so changing the configured
-    size never creates overlapping partitions.
-    """
-    existing = sorted(IdRange.parse(k) for k in existing_keys)
-    size = (existing[-1].last - existing[-1].first + 1) if existing else default_size
-    have = {r.key for r in existing}
-    return [r for r in ranges_covering(max_id, size) if r.key not in have]
+
+def missing_id_ranges(existing_keys: list[str], starts: list[int], size: int) -> list[IdRange]:
+    """Ranges that hold catalog ids (their first ids: `CatalogSource.range_starts`) and are not
+    registered yet, in id order."""
+    have = set(existing_keys)
+    ranges = (IdRange(start, start + size - 1) for start in starts)
+    return [r for r in ranges if r.key not in have]
 
 
 def register_id_ranges(
-    instance: dg.DagsterInstance, max_id: int, default_size: int
+    instance: dg.DagsterInstance, source: CatalogSource, default_size: int
 ) -> list[IdRange]:
+    """Register the id ranges that hold catalog rows (the CLI backfill, the tests, benchmarks)."""
     existing = instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME)
-    new = missing_id_ranges(existing, max_id, default_size)
+    size = range_size_of(existing, default_size)
+    new = missing_id_ranges(existing, source.range_starts(size)[0], size)
     if new:
         instance.add_dynamic_partitions(ID_RANGE_PARTITIONS_NAME, [r.key for r in new])
     return new

@@ -16,6 +16,7 @@ from descriptor_pipeline.defs.partitions import (
     id_range_partitions,
     missing_id_ranges,
     multi_partition_key,
+    range_size_of,
 )
 from descriptor_pipeline.defs.resources import (
     CatalogResource,
@@ -63,11 +64,16 @@ def catalog_growth_sensor(
 ) -> dg.SensorResult:
     existing = context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME)
     source = catalog.source()
-    max_id = max(source.max_ids().values())
-    new = missing_id_ranges(existing, max_id, settings.id_range_size)
-    new = new[: freshness.new_ranges_per_tick]
+    size = range_size_of(existing, settings.id_range_size)
+    starts, negative = source.range_starts(size)
+    if negative:
+        context.log.warning(
+            f"{negative} catalog rows have a negative id: no id range holds them, so they are "
+            "not indexed; fix the ids in the catalog"
+        )
+    new = missing_id_ranges(existing, starts, size)[: freshness.new_ranges_per_tick]
     if not new:
-        return dg.SensorResult(skip_reason=f"ids up to {max_id} are covered")
+        return dg.SensorResult(skip_reason="every id range with catalog rows is registered")
     # every type shares the ranges, so most new type x range pairs are empty: run only the
     # pairs with rows (an empty pair stays "missing" in the UI until a row arrives)
     occupied = source.occupied([DescriptorPartition(t, r) for r in new for t in RESOURCE_TYPES])
