@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -215,22 +216,26 @@ class CatalogSource:
         return out
 
     def genre_names(self) -> list[str]:
+        """Every usable genre name. A name that is not text (a BLOB) or not valid UTF-8 is
+        left out of the vocabulary; the genre's own partition quarantines that row."""
         t = self.resource_table("genre")
         cfg = self.config.genre
         with self.engine.connect() as conn:
-            return [
-                r[0]
-                for r in conn.execute(sa.select(t.c[cfg.name_column]).order_by(t.c[cfg.id_column]))
-                if r[0]
-            ]
+            names = conn.execute(sa.select(t.c[cfg.name_column]).order_by(t.c[cfg.id_column]))
+            return [r[0] for r in names if isinstance(r[0], str) and r[0] and _utf8(r[0])]
 
     def _raw_select(self, resource_type: str) -> tuple[sa.Select[Any], sa.ColumnElement[int]]:
         t = self.resource_table(resource_type)
         cfg = self.config.resource(resource_type)
         id_col = t.c[cfg.id_column]
+        updated_at = t.c[cfg.updated_at_column]
+        if self.engine.dialect.name == "sqlite":
+            # as stored: SQLite keeps any text there, and one unparseable value must not fail
+            # the page at fetch time (the raw stage quarantines that row)
+            updated_at = sa.cast(updated_at, sa.Text)
         select = sa.select(
             id_col.label("resource_id"),
-            t.c[cfg.updated_at_column].label("source_updated_at"),
+            updated_at.label("source_updated_at"),
             t.c[cfg.name_column].label("name"),
             sa.cast(t.c[cfg.spotify_column], sa.Text).label("spotify_data"),
             sa.cast(t.c[cfg.enrichment_column], sa.Text).label("enrichment_data"),
@@ -397,12 +402,26 @@ class CatalogSource:
         return out
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _iso(value: Any) -> str | None:
+    """A timestamp as ISO 8601; text that does not parse is passed on as it is, for the raw
+    stage to quarantine (`timestamp:updated_at`)."""
     if is_missing(value):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return str(value)
+    text = str(value)
+    try:
+        return datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        return text
 
 
 def _json(value: Any) -> str:
@@ -413,4 +432,5 @@ def _json(value: Any) -> str:
 def open_catalog(url: str, mapping_file: str | None = None) -> CatalogSource:
     """The catalog at `url` read through a mapping file (None: the demo's names); one per
     URL and mapping per process, so its engine and reflected tables are shared."""
-    return CatalogSource(create_engine(url), CatalogConfig.from_file(mapping_file))
+    engine = create_engine(url, lenient_text=True)
+    return CatalogSource(engine, CatalogConfig.from_file(mapping_file))

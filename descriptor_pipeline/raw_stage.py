@@ -37,10 +37,57 @@ def raw_hash(row: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def _text_problem(resource_id: int, column: str, value: Any) -> Rejection | None:
+    """What no later stage or database can take: a value that is not text (a BLOB), text
+    that is not valid UTF-8, or a NUL (PostgreSQL refuses it in text and in JSONB)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return Rejection(
+            resource_id,
+            "raw",
+            f"type:{column}",
+            f"{column} must be text, got {type(value).__name__}",
+            repr(value)[:200],
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return Rejection(
+            resource_id,
+            "raw",
+            f"encoding:{column}",
+            f"{column} is not valid UTF-8",
+            value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+        )
+    if "\x00" in value or (column != "name" and "\\u0000" in value):
+        return Rejection(
+            resource_id, "raw", f"nul:{column}", f"{column} holds a NUL character", value
+        )
+    return None
+
+
+def _timestamp_problem(resource_id: int, value: Any) -> Rejection | None:
+    if value is None:
+        return None
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return Rejection(
+            resource_id,
+            "raw",
+            "timestamp:updated_at",
+            f"updated_at is not a timestamp: {str(value)[:80]!r}",
+            str(value),
+        )
+    return None
+
+
 def validate_raw(
     rows: pd.DataFrame, stored: dict[int, str] | None = None
 ) -> tuple[list[dict[str, Any]], list[Rejection]]:
-    """Parse-check every JSON column; a malformed or oversized row is rejected, not dropped.
+    """Check every value a later stage or database could choke on; a bad row is rejected with
+    its rule and reason, not dropped, and never fails the rows beside it.
 
     A row whose hash equals the stored one was validated when it was stored: not parsed again.
     """
@@ -49,15 +96,27 @@ def validate_raw(
     rejected: list[Rejection] = []
     for row in rows.to_dict("records"):
         resource_id = int(row["resource_id"])
-        for column in SOURCE_COLUMNS:
-            text = row.get(column)
-            if is_missing(text):
+        for column in ("name", *SOURCE_COLUMNS, "source_updated_at"):
+            if is_missing(row.get(column)):
                 row[column] = None
+        problem = next(
+            (
+                p
+                for p in (
+                    *(_text_problem(resource_id, c, row[c]) for c in ("name", *SOURCE_COLUMNS)),
+                    _timestamp_problem(resource_id, row["source_updated_at"]),
+                )
+                if p is not None
+            ),
+            None,
+        )
+        if problem is not None:
+            rejected.append(problem.clipped())
+            continue
         row["raw_hash"] = raw_hash(row)
         if stored.get(resource_id) == row["raw_hash"]:
             good.append(row)
             continue
-        problem = None
         for column in SOURCE_COLUMNS:
             text = row.get(column)
             if text is None:

@@ -16,9 +16,14 @@ class Rejection:
     raw_value: str | None = None
 
     def clipped(self) -> Rejection:
+        """A prefix of the value that any database can store: NUL shown as `\\x00`, text
+        that is not valid UTF-8 with replacement characters."""
         value = self.raw_value
-        if value is not None and len(value) > MAX_RAW_VALUE_CHARS:
-            value = value[:MAX_RAW_VALUE_CHARS] + f"… [{len(self.raw_value or '')} chars]"
+        if value is not None:
+            value = value.replace("\x00", "\\x00")
+            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            if len(value) > MAX_RAW_VALUE_CHARS:
+                value = value[:MAX_RAW_VALUE_CHARS] + f"… [{len(self.raw_value or '')} chars]"
         return Rejection(self.resource_id, self.stage, self.rule, self.reason, value)
 
 

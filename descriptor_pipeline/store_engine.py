@@ -56,7 +56,17 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, **kwargs: Any) -> sa.Engine:
+def _lenient_text(raw: bytes) -> str:
+    """SQLite text that is not valid UTF-8 decodes with lone surrogates instead of failing the
+    whole page: the raw stage then quarantines that one row (`encoding:name`)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _lenient_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.text_factory = _lenient_text
+
+
+def create_engine(url: str, lenient_text: bool = False, **kwargs: Any) -> sa.Engine:
     """SQLite with WAL, or PostgreSQL through psycopg 3 (COPY) whatever driver the URL names."""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -66,6 +76,8 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
+        if lenient_text:
+            sa.event.listen(engine, "connect", _lenient_on_connect)
     return engine
 
 

@@ -1,0 +1,106 @@
+"""A hostile corpus through the real assets: every poison row is quarantined with its rule and
+reason, every good row of its partition is published, and nothing fails or is retried."""
+
+from __future__ import annotations
+
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline_tests.conftest import Deployment, is_postgres, metadata_of
+
+ARTISTS_2 = DescriptorPartition("artist", IdRange(2000, 2999))  # the demo leaves room here
+GENRES_2 = DescriptorPartition("genre", IdRange(2000, 2999))  # empty in the demo
+STAMP = "2026-11-02 00:00:00"
+
+# id -> (SQL expression for name, updated_at, spotify_data, enrichment_data, custom_data), and the
+# rule it must be quarantined under (None: published)
+SQLITE_ONLY = {
+    2901: ("X'DEADBEEF'", f"'{STAMP}'", "NULL", "NULL", "NULL", "type:name"),  # a BLOB
+    2902: ("CAST(X'4180FF' AS TEXT)", f"'{STAMP}'", "NULL", "NULL", "NULL", "encoding:name"),
+    2903: ("'a' || char(0) || 'b'", f"'{STAMP}'", "NULL", "NULL", "NULL", "nul:name"),
+    2904: ("'Bad Date'", "'not a date'", "NULL", "NULL", "NULL", "timestamp:updated_at"),
+    # PostgreSQL's jsonb refuses these two before they reach us
+    2905: (
+        "'NUL in JSON'",
+        f"'{STAMP}'",
+        '\'{"name": "x\\u0000y"}\'',
+        "NULL",
+        "NULL",
+        "nul:spotify_data",
+    ),
+    2906: (
+        "'Deep'",
+        f"'{STAMP}'",
+        "NULL",
+        "'" + '{"a":' * 3000 + "1" + "}" * 3000 + "'",
+        "NULL",
+        "json_parse:enrichment_data",
+    ),
+}
+BOTH = {
+    2907: (
+        "'Huge'",
+        f"'{STAMP}'",
+        "NULL",
+        "NULL",
+        '\'{"notes": "' + "x" * 600_000 + "\"}'",
+        "oversized:custom_data",
+    ),
+    2908: ("'Wrong Shape'", f"'{STAMP}'", "'[1, 2]'", "NULL", "NULL", "json_type:spotify_data"),
+    2909: ("'''; DROP TABLE descriptor_index; --'", f"'{STAMP}'", "NULL", "NULL", "NULL", None),
+    2910: ("'Evil ' || char(8238) || 'Twin'", f"'{STAMP}'", "NULL", "NULL", "NULL", None),
+}
+
+
+def _insert(dep: Deployment, rows: dict[int, tuple[str, ...]]) -> None:
+    with dep.catalog.engine.begin() as conn:
+        for resource_id, (name, updated_at, spotify, enrichment, custom, _) in rows.items():
+            # literal SQL on purpose: the hostile values are SQL expressions (BLOBs, char(0))
+            conn.exec_driver_sql(
+                "INSERT INTO music_artist (id, name, created_at, updated_at, spotify_data, "
+                f"enrichment_data, custom_data) VALUES ({resource_id}, {name}, '{STAMP}', "
+                f"{updated_at}, {spotify}, {enrichment}, {custom})"
+            )
+
+
+def test_poison_rows_are_quarantined_and_the_rest_is_published(
+    backend_deployment: Deployment,
+) -> None:
+    dep = backend_deployment
+    rows = dict(BOTH) if is_postgres(dep) else {**SQLITE_ONLY, **BOTH}
+    if is_postgres(dep):  # char() is chr() on PostgreSQL
+        rows = {i: (r[0].replace("char(", "chr("), *r[1:]) for i, r in rows.items()}
+    _insert(dep, rows)
+    dep.register()
+    result = dep.materialize(ARTISTS_2)
+    assert result.success
+    quarantined = dep.store.quarantine_rows(ARTISTS_2.key)
+    found = dict(zip(quarantined["resource_id"], quarantined["rule"], strict=True))
+    expected = {i: r[-1] for i, r in rows.items() if r[-1] is not None}
+    assert {i: found.get(i) for i in expected} == expected
+    assert all(quarantined["reason"].str.len() > 0)
+    published = {
+        d["resource_id"]: d["name"]
+        for d in (dep.store.document("artist", i) for i in range(2000, 3000))
+        if d is not None
+    }
+    assert not set(expected) & set(published)
+    assert published[2909] == "'; DROP TABLE descriptor_index; --"
+    assert published[2910] == "Evil Twin"  # the right-to-left override is gone
+    assert metadata_of(result, "descriptor_index")["rows_written"] >= 190  # the demo's good rows
+    assert dep.store.document("artist", 2000) is not None
+
+
+def test_a_genre_whose_name_is_a_blob_fails_nothing_else(deployment: Deployment) -> None:
+    """The genre vocabulary is built for every normalize step: one bad genre row used to fail
+    every partition of every type."""
+    with deployment.catalog.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO music_genre (id, name, created_at, updated_at) "
+            f"VALUES (2500, X'00FF', '{STAMP}', '{STAMP}')"
+        )
+    deployment.register()
+    genres = deployment.materialize(GENRES_2)
+    artists = deployment.materialize(DescriptorPartition("artist", IdRange(0, 999)))
+    assert genres.success and artists.success
+    quarantined = deployment.store.quarantine_rows(GENRES_2.key)
+    assert list(quarantined["rule"]) == ["type:name"]
+    assert metadata_of(artists, "descriptor_index")["rows_written"] > 900
