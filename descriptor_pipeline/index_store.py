@@ -22,7 +22,12 @@ from descriptor_pipeline import search as search_module
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.partition_ledger import PartitionLedger
 from descriptor_pipeline.search import SearchHit
-from descriptor_pipeline.store_engine import create_engine, dialect_insert, run_migrations
+from descriptor_pipeline.store_engine import (
+    create_engine,
+    dialect_insert,
+    not_older,
+    run_migrations,
+)
 from descriptor_pipeline.tables import (
     PUBLISHED_TABLE,
     descriptor_index,
@@ -165,7 +170,10 @@ class IndexStore(PartitionLedger):
             index_elements=key,
             set_=update,
             # IS DISTINCT FROM: a NULL (invalidated) hash must not block the rewrite
-            where=table.c[hash_column].is_distinct_from(stmt.excluded[hash_column]),
+            where=sa.and_(
+                table.c[hash_column].is_distinct_from(stmt.excluded[hash_column]),
+                not_older(table, stmt.excluded),
+            ),
         )
         conn.execute(stmt, list(rows))
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
+from descriptor_pipeline.store_engine import not_older
 from descriptor_pipeline.tables import PUBLISHED_TABLE
 
 READER_ROLE = "descriptor_reader"
@@ -55,7 +56,10 @@ def copy_upsert(
     stmt = stmt.on_conflict_do_update(
         index_elements=["resource_type", "resource_id"],
         set_={c: stmt.excluded[c] for c in columns if c not in ("resource_type", "resource_id")},
-        where=table.c[hash_column].is_distinct_from(stmt.excluded[hash_column]),
+        where=sa.and_(
+            table.c[hash_column].is_distinct_from(stmt.excluded[hash_column]),
+            not_older(table, stmt.excluded),
+        ),
     )
     conn.execute(stmt)
 

@@ -81,6 +81,16 @@ def create_engine(url: str, lenient_text: bool = False, **kwargs: Any) -> sa.Eng
     return engine
 
 
+def not_older(table: sa.Table, excluded: Any) -> sa.ColumnElement[bool]:
+    """The upserts' guard against a lost update: a run that read a row before another run wrote
+    a newer version of it must not put the older one back. Rows are compared by the catalog's
+    `updated_at` (ISO text); a row without one is always written."""
+    if "source_updated_at" not in table.c:
+        return sa.true()
+    old, new = table.c.source_updated_at, excluded.source_updated_at
+    return sa.or_(old.is_(None), new.is_(None), new >= old)
+
+
 def dialect_insert(engine: sa.Engine) -> Any:
     """The dialect's INSERT construct: both have ON CONFLICT, the generic one has not."""
     return sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert

@@ -3,6 +3,11 @@ reason, every good row of its partition is published, and nothing fails or is re
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline_tests.conftest import Deployment, is_postgres, metadata_of
 
@@ -104,3 +109,45 @@ def test_a_genre_whose_name_is_a_blob_fails_nothing_else(deployment: Deployment)
     quarantined = deployment.store.quarantine_rows(GENRES_2.key)
     assert list(quarantined["rule"]) == ["type:name"]
     assert metadata_of(artists, "descriptor_index")["rows_written"] > 900
+
+
+def test_a_slow_run_does_not_put_an_older_version_back(backend_deployment: Deployment) -> None:
+    """Run A reads version 1 of a row; run B reads and publishes version 2; then A writes.
+    Without the upserts' guard A put version 1 back in all three stages, and the incremental
+    sensor had already consumed the change."""
+    from descriptor_pipeline.catalog import CatalogSource
+
+    dep = backend_deployment
+    partition = DescriptorPartition("artist", IdRange(0, 999))
+    dep.register()
+    assert dep.materialize(partition).success
+
+    def rename(name: str, at: datetime) -> None:
+        table = dep.catalog.resource_table("artist")
+        with dep.catalog.engine.begin() as conn:
+            conn.execute(table.update().where(table.c.id == 5).values(name=name, updated_at=at))
+
+    rename("Version One", datetime(2026, 11, 3, tzinfo=UTC))
+    snapshot = list(dep.catalog.iter_chunks("artist", partition.id_range, dep.chunk_size))
+    rename("Version Two", datetime(2026, 11, 4, tzinfo=UTC))
+    assert dep.materialize(partition).success  # run B
+    document = dep.store.document("artist", 5)
+    assert document is not None and document["name"] == "Version Two"
+
+    stale = pytest.MonkeyPatch()
+    stale.setattr(CatalogSource, "iter_chunks", lambda *_args, **_kw: iter(snapshot))
+    stale.setattr(CatalogSource, "fingerprint", lambda *_args, **_kw: None)
+    try:
+        assert dep.materialize(partition).success  # run A, writing what it read before B
+    finally:
+        stale.undo()
+    document = dep.store.document("artist", 5)
+    assert document is not None and document["name"] == "Version Two"
+    with dep.store.engine.connect() as conn:
+        raw_name = conn.execute(
+            sa.text(
+                "SELECT name FROM raw_descriptors "
+                "WHERE resource_type = 'artist' AND resource_id = 5"
+            )
+        ).scalar_one()
+    assert raw_name == "Version Two"
