@@ -11,6 +11,7 @@ import dagster as dg
 
 from descriptor_pipeline.defs import replay, schedules, sensors
 from descriptor_pipeline.defs.assets import descriptor_assets
+from descriptor_pipeline.defs.executor import selected_executor
 from descriptor_pipeline.defs.jobs import refresh_descriptors_job
 from descriptor_pipeline.defs.resources import build_resources
 
@@ -20,5 +21,5 @@ defs = dg.Definitions(
     sensors=sensors.sensors,
     schedules=schedules.schedules,
     resources=build_resources(),
-    executor=dg.in_process_executor,
+    executor=selected_executor(),  # DESCRIPTOR_EXECUTOR: in_process (default) or celery
 )

@@ -5,7 +5,7 @@ No `from __future__ import annotations` here: Dagster reads the context annotati
 
 import dagster as dg
 
-from descriptor_pipeline import quality
+from descriptor_pipeline import quality, refresh
 from descriptor_pipeline.defs.checks import INDEX, NORMALIZED, RAW
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
@@ -89,6 +89,7 @@ def replay_quarantined_partitions(
 
 
 @dg.job(
+    tags=refresh.run_tags("replay"),
     description="Replay quarantined rows after a fix of a rule or of the catalog data: "
     "re-runs every partition that has rows in descriptor_quarantine."
 )
