@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.celery_routing import celery_tags
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore
 from descriptor_pipeline.normalization import NORMALIZATION_VERSION
@@ -75,8 +76,10 @@ def parse_scope(tags: Mapping[str, str]) -> frozenset[int] | None:
 
 def run_tags(mode: str, **extra: str) -> dict[str, str]:
     """Tags every refresh run carries: the run coordinator limits concurrency by the lane
-    (and by `dagster/partition/resource_type`, which Dagster sets on partitioned runs)."""
-    return {TAG_MODE: mode, TAG_LANE: "bulk" if mode in BULK_MODES else "fresh", **extra}
+    (and by `dagster/partition/resource_type`, which Dagster sets on partitioned runs); with
+    the Celery executor the lane also picks the queue (`celery_routing`)."""
+    lane = "bulk" if mode in BULK_MODES else "fresh"
+    return {TAG_MODE: mode, TAG_LANE: lane, **celery_tags(lane, mode), **extra}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ if [ ! -f "$stamp" ]; then
   echo "installing descriptor_pipeline and its pinned dependencies into $VENV ..."
   log="$VENV/install.log"
   if ! { "$VENV/bin/python" -m pip install --quiet --upgrade pip &&
-         "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"; } >"$log" 2>&1; then
+         "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,celery]"; } >"$log" 2>&1; then
     grep -v "^WARNING: Location" "$log" >&2
     echo "install failed (full log: $log)" >&2
     exit 1
