@@ -70,7 +70,7 @@ def cluster(
             store = open_store(data_url)  # migrate first: it creates the roles the seed grants
             source = open_catalog(data_url, None)
             seed_catalog(source.engine, source.config)
-            register_id_ranges(instance, max(source.max_ids().values()), 1000)
+            register_id_ranges(instance, source, 1000)
             # first use of a pool inserts its row: run processes starting together on a fresh
             # instance database race on that insert (UniqueViolation), so create them here
             for pool in (CATALOG_POOL, WRITER_POOL):
@@ -141,7 +141,7 @@ def test_two_workers_build_the_same_index_as_in_process(
     with dg.instance_for_test() as local:
         dep = Deployment(data_url, pg_url, local)
         dep.store  # noqa: B018
-        register_id_ranges(local, max(dep.catalog.max_ids().values()), 1000)
+        register_id_ranges(local, dep.catalog, 1000)
         for t in types:
             assert dep.materialize(DescriptorPartition(t, RANGE)).success
     celery_rows, local_rows = index_rows(data_url), index_rows(pg_url)
