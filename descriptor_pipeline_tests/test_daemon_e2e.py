@@ -21,11 +21,11 @@ import pytest
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.partitions import register_id_ranges
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.index_store import open_store
+from descriptor_pipeline.refresh.tags import TAG_MODE
 
 REPO = Path(__file__).resolve().parents[1]
 SENSOR = "incremental_refresh_sensor"
@@ -100,7 +100,7 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
 
             def finished() -> list[dg.RunRecord] | None:
                 records = instance.get_run_records(
-                    filters=dg.RunsFilter(tags={refresh.TAG_MODE: "incremental"})
+                    filters=dg.RunsFilter(tags={TAG_MODE: "incremental"})
                 )
                 done = records and all(r.dagster_run.is_finished for r in records)
                 return records if done else None
