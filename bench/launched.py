@@ -43,12 +43,14 @@ from typing import Any, TypeVar
 import dagster as dg
 import sqlalchemy as sa
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import GROUP
 from descriptor_pipeline.defs.partitions import all_partitions, register_id_ranges
 from descriptor_pipeline.index_store import open_store
+from descriptor_pipeline.refresh.queue import queue_depth
+from descriptor_pipeline.refresh.requests import submit_request
 from descriptor_pipeline.stages import partitions_with_rows
+from descriptor_pipeline.tables import refresh_requests
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -385,13 +387,13 @@ def start_sensors(gql: GraphQL, logs: list[Path]) -> float:
 def wait_quiet(gql: GraphQL, store: Any, logs: list[Path]) -> None:
     """No run queued or running, refresh queue and requests empty (the fan-out of an earlier edit
     drained): every figure is one change on an idle deployment."""
-    requests = refresh.refresh_requests
+    requests = refresh_requests
     pending = sa.select(sa.func.count()).where(requests.c.status == "pending")
 
     def quiet() -> bool:
         with store.engine.connect() as conn:
             waiting = conn.execute(pending).scalar_one()
-        return not waiting and not refresh.queue_depth(store) and not gql.runs(statuses=ACTIVE)
+        return not waiting and not queue_depth(store) and not gql.runs(statuses=ACTIVE)
 
     wait_for("runs and the refresh queue to drain", quiet, 900, logs)
 
@@ -415,7 +417,7 @@ def through_sensors(gql: GraphQL, row: Row, repeats: int, logs: list[Path]) -> d
                     raise RuntimeError(f"reindex_resources not launched: {launched}")
                 job_run = launched["run"]["runId"]
             elif way == "refresh_request_row":
-                refresh.submit_request(row.store, row.resource_type, [row.id], "bench.launched")
+                submit_request(row.store, row.resource_type, [row.id], "bench.launched")
             seconds, run = row.wait_published(gql, tag, asked, 600, logs)
             entry = {"seconds": seconds, **offsets(run, asked)}
             if job_run:

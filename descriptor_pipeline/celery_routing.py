@@ -9,7 +9,7 @@ from __future__ import annotations
 
 QUEUE_TAG = "dagster-celery/queue"  # dagster-celery's tag names
 RUN_PRIORITY_TAG = "dagster-celery/run_priority"
-# lane (refresh.run_tags) -> Celery queue
+# lane (refresh.tags.run_tags) -> Celery queue
 LANE_QUEUES = {"fresh": "interactive", "bulk": "bulk"}
 QUEUES = tuple(LANE_QUEUES.values())
 # Runs without a queue tag (UI backfills and launchpad runs) go to the bulk queue.

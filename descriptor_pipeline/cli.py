@@ -72,7 +72,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         register_id_ranges,
     )
     from descriptor_pipeline.defs.resources import PipelineSettings, build_resources
-    from descriptor_pipeline.refresh import run_tags
+    from descriptor_pipeline.refresh.tags import run_tags
 
     if not os.environ.get("DAGSTER_HOME"):
         print(

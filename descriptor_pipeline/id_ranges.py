@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 RESOURCE_TYPES: tuple[str, ...] = ("genre", "artist", "album", "track")
@@ -63,3 +65,33 @@ class DescriptorPartition:
     @classmethod
     def from_dimensions(cls, dims: dict[str, str]) -> DescriptorPartition:
         return cls(dims["resource_type"], IdRange.parse(dims["id_range"]))
+
+
+class RangeLookup:
+    """Which registered id range holds an id (ranges come from the Dagster instance)."""
+
+    def __init__(self, range_keys: Iterable[str]) -> None:
+        self.ranges = sorted(IdRange.parse(k) for k in range_keys)
+        self._firsts = [r.first for r in self.ranges]
+
+    def range_of(self, resource_id: int) -> IdRange | None:
+        i = bisect.bisect_right(self._firsts, resource_id) - 1
+        if i >= 0 and resource_id in self.ranges[i]:
+            return self.ranges[i]
+        return None
+
+    def partitions(
+        self, resource_type: str, ids: Iterable[int]
+    ) -> tuple[dict[DescriptorPartition, list[int]], list[int]]:
+        """Ids grouped by partition, and the ids no registered range covers yet."""
+        out: dict[DescriptorPartition, list[int]] = {}
+        uncovered: list[int] = []
+        for resource_id in ids:
+            id_range = self.range_of(int(resource_id))
+            if id_range is None:
+                uncovered.append(int(resource_id))
+            else:
+                out.setdefault(DescriptorPartition(resource_type, id_range), []).append(
+                    int(resource_id)
+                )
+        return out, uncovered

@@ -117,6 +117,34 @@ quality_profiles = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Resources to re-index although their own `updated_at` did not move (`refresh/queue.py`).
+# Append-only: `refresh_queue_sensor`'s cursor is the last seq it turned into run requests.
+refresh_queue = sa.Table(
+    "descriptor_refresh_queue",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("resource_type", sa.String(16), nullable=False),
+    sa.Column("resource_id", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,  # never reuse a seq, even after the table was pruned empty
+)
+
+# Reindex requests from other services, moved into the queue by `refresh/requests.py`.
+refresh_requests = sa.Table(
+    "descriptor_refresh_requests",
+    metadata,
+    sa.Column("request_id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("resource_type", sa.String(16), nullable=False),
+    sa.Column("resource_id", sa.BigInteger, nullable=False),
+    sa.Column("requested_by", sa.String(128)),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("detail", sa.Text),
+    sa.Column("processed_at", sa.DateTime(timezone=True)),
+)
+sa.Index("descriptor_refresh_requests_status", refresh_requests.c.status)
+
 _shadow_metadata = sa.MetaData()
 
 

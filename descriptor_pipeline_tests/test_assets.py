@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.demo.seed import inject_bad_rows
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.refresh import MAX_SCOPED_IDS, TAG_IDS, parse_scope, scope_tags
+from descriptor_pipeline.refresh.tags import MAX_SCOPED_IDS, TAG_IDS, parse_scope, scope_tags
 from descriptor_pipeline.tables import descriptor_index
 from descriptor_pipeline_tests.conftest import Deployment, is_postgres, metadata_of
 

@@ -16,13 +16,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import CATALOG_POOL, WRITER_POOL
 from descriptor_pipeline.defs.partitions import register_id_ranges
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
+from descriptor_pipeline.refresh.tags import TAG_MODE, run_tags, scope_tags
 from descriptor_pipeline_tests.celery_cluster import (
     Cluster,
     cluster_env,
@@ -92,7 +92,7 @@ def cluster(
 def partition_tags(resource_type: str, mode: str, **extra: str) -> dict[str, str]:
     return {
         "dagster/partition": f"{RANGE.key}|{resource_type}",
-        **refresh.run_tags(mode, **extra),
+        **run_tags(mode, **extra),
     }
 
 
@@ -112,7 +112,7 @@ def index_rows(url: str) -> list[tuple[object, ...]]:
 
 
 def runs_by_mode(instance: dg.DagsterInstance, mode: str) -> list[dg.RunRecord]:
-    return list(instance.get_run_records(filters=dg.RunsFilter(tags={refresh.TAG_MODE: mode})))
+    return list(instance.get_run_records(filters=dg.RunsFilter(tags={TAG_MODE: mode})))
 
 
 def executed_tasks(cluster: Cluster, worker: str) -> int:
@@ -225,7 +225,7 @@ def test_a_targeted_reindex_overtakes_a_backfill_on_the_bulk_queue(
                  [c.log(bulk), *(c.log(f"bulk-{t}") for t in backfill)])
         submitted = time.monotonic()
         targeted = c.launch("targeted", partition_tags(
-            "artist", "targeted", **refresh.scope_tags([1, 2, 3])))
+            "artist", "targeted", **scope_tags([1, 2, 3])))
         finish(c, "targeted", targeted)
         latency = time.monotonic() - submitted
         waiting = bulk_waiting(c, bulk, names)

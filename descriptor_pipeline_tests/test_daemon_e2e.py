@@ -1,7 +1,9 @@
 """End to end: a real `dagster-daemon run` on a temp SQLite instance keeps the index fresh.
 
-The test changes the catalog as the app would and waits (bounded) for the incremental sensor,
-the queued run coordinator and a launched run process to put the change into the index.
+The sensor is started and its cursor set with the `dagster sensor` CLI, as an operator would;
+the cursor is the catalog's current position (`bootstrap_position`), so the first tick already
+diffs. The test changes the catalog as the app would and waits (bounded) for the incremental
+sensor, the queued run coordinator and a launched run process to put the change into the index.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from typing import TypeVar
 
 import dagster as dg
 import pytest
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from descriptor_pipeline import refresh
-from descriptor_pipeline.catalog import open_catalog
+from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.defs.partitions import register_id_ranges
 from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import open_store
+from descriptor_pipeline.refresh.changes import IncrementalCursor, bootstrap_position
+from descriptor_pipeline.refresh.tags import TAG_MODE
 
 REPO = Path(__file__).resolve().parents[1]
 SENSOR = "incremental_refresh_sensor"
@@ -44,6 +46,29 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Path
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n--- daemon log ---\n{tail}")
 
 
+def dagster_cli(home: Path, *args: str) -> None:
+    """`dagster <args> -w workspace.yaml` in the test's environment, bounded like the waits."""
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        *args,
+        "-w",
+        str(home / "workspace.yaml"),
+    ]
+    try:
+        done = subprocess.run(
+            command, cwd=home, env=os.environ.copy(), capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running after 120s: {' '.join(args)}")
+    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}\n{done.stderr[-3000:]}"
+
+
+def current_position(source: CatalogSource) -> str:
+    """The incremental sensor's cursor at the catalog's newest rows: its first tick diffs."""
+    positions = {t: bootstrap_position(source, t) for t in RESOURCE_TYPES}
+    return IncrementalCursor({t: p for t, p in positions.items() if p is not None}).to_json()
+
+
 def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
     source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
     store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
@@ -51,20 +76,15 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
     log = home / "daemon.log"
     with dg.DagsterInstance.get() as instance:
         register_id_ranges(instance, source, 1000)
-        with WorkspaceProcessContext(
-            instance, WorkspaceFileTarget(paths=[str(home / "workspace.yaml")])
-        ) as workspace:
-            context = workspace.create_request_context()
-            (location,) = [context.get_code_location(n) for n in context.code_location_names]
-            (repository,) = location.get_repositories().values()
-            sensor = repository.get_sensor(SENSOR)
-            instance.start_sensor(sensor)
-        origin_id, selector_id = sensor.get_remote_origin_id(), sensor.selector_id
+        dagster_cli(home, "sensor", "start", SENSOR)
+        dagster_cli(home, "sensor", "cursor", SENSOR, "--set", current_position(source))
 
-        def cursor() -> str | None:
-            state = instance.get_instigator_state(origin_id, selector_id)
-            data = state.instigator_data if state else None
-            return getattr(data, "cursor", None)
+        def first_tick() -> bool:
+            # the daemon logs the sensor's skip reason: it evaluated the catalog at least once
+            text = log.read_text(errors="replace") if log.exists() else ""
+            return any(
+                SENSOR in line and "no changed partitions" in line for line in text.splitlines()
+            )
 
         daemon = subprocess.Popen(
             [
@@ -80,7 +100,7 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
             start_new_session=True,
         )
         try:
-            wait_for("the sensor's first tick", cursor, 90, log)
+            wait_for("the sensor's first tick", first_tick, 90, log)
             table = source.resource_table("artist")
             changed_at = datetime.now(UTC)
             with source.engine.begin() as conn:
@@ -100,7 +120,7 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
 
             def finished() -> list[dg.RunRecord] | None:
                 records = instance.get_run_records(
-                    filters=dg.RunsFilter(tags={refresh.TAG_MODE: "incremental"})
+                    filters=dg.RunsFilter(tags={TAG_MODE: "incremental"})
                 )
                 done = records and all(r.dagster_run.is_finished for r in records)
                 return records if done else None

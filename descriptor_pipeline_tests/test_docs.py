@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.cli import build_parser
+from descriptor_pipeline.refresh import tags as refresh_tags
 from descriptor_pipeline.rules import RULES
 from descriptor_pipeline.schema import Source
 
@@ -407,7 +407,7 @@ def test_definitions_named_in_docs_exist() -> None:
 
 
 def test_run_tags_and_variables_named_in_docs_exist() -> None:
-    tags = {v for k, v in vars(refresh).items() if k.startswith("TAG_")}
+    tags = {v for k, v in vars(refresh_tags).items() if k.startswith("TAG_")}
     sources = [
         *REPO.glob("descriptor_pipeline/**/*.py"),
         *REPO.glob("descriptor_pipeline_tests/*.py"),

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-import descriptor_pipeline.refresh  # noqa: F401  (declares the refresh tables on the metadata)
 from descriptor_pipeline.store_engine import create_engine, run_migrations
 from descriptor_pipeline.tables import metadata
 

@@ -11,15 +11,24 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs import jobs, schedules, sensors
 from descriptor_pipeline.defs.assets import descriptor_assets
 from descriptor_pipeline.defs.definition_settings import DefinitionSettings
 from descriptor_pipeline.defs.resources import FreshnessSettings
 from descriptor_pipeline.demo.seed import SEEDED_AT
-from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.tables import descriptor_index
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange, RangeLookup
+from descriptor_pipeline.refresh.changes import (
+    IncrementalCursor,
+    bootstrap_position,
+    dependants_of,
+    scan_changes,
+)
+from descriptor_pipeline.refresh.queue import queue_depth
+from descriptor_pipeline.refresh.reconcile import reconcile_partition
+from descriptor_pipeline.refresh.requests import submit_request
+from descriptor_pipeline.refresh.tags import TAG_LANE, TAG_MODE
+from descriptor_pipeline.tables import descriptor_index, refresh_queue, refresh_requests
 from descriptor_pipeline_tests.conftest import Deployment, metadata_of
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
@@ -119,9 +128,9 @@ def test_incremental_sensor_follows_the_cursor_and_catches_late_commits(
     second = tick(sensors.incremental_refresh_sensor, dep, first.cursor)
     assert partition_keys(second.run_requests) == [ARTISTS_0.key]
     (request,) = second.run_requests
-    assert request.tags[refresh.TAG_MODE] == "incremental"
-    assert request.tags[refresh.TAG_LANE] == "fresh"
-    assert refresh.queue_depth(dep.store).get("track", 0) >= 1  # dependants were queued
+    assert request.tags[TAG_MODE] == "incremental"
+    assert request.tags[TAG_LANE] == "fresh"
+    assert queue_depth(dep.store).get("track", 0) >= 1  # dependants were queued
 
     # nothing changed: the safety window is re-read, but what it holds was seen already
     third = tick(sensors.incremental_refresh_sensor, dep, second.cursor)
@@ -166,8 +175,8 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
                 "ORDER BY COUNT(DISTINCT track_id / 1000) DESC, COUNT(*) DESC LIMIT 1"
             )
         ).scalar_one()
-    dependants = refresh.dependants_of(dep.catalog, "artist", [artist_id])
-    lookup = refresh.RangeLookup(dep.instance.get_dynamic_partitions("id_range"))
+    dependants = dependants_of(dep.catalog, "artist", [artist_id])
+    lookup = RangeLookup(dep.instance.get_dynamic_partitions("id_range"))
     expected = {p.key for t, ids in dependants.items() for p in lookup.partitions(t, ids)[0]}
     assert len(expected) >= 2
 
@@ -175,7 +184,7 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
     touch(dep, "artist", artist_id, T0, name="Zyxwv Renamed")
     incremental = tick(sensors.incremental_refresh_sensor, dep, cursor)
     assert len(incremental.run_requests) == 1
-    queued = sum(refresh.queue_depth(dep.store).values())
+    queued = sum(queue_depth(dep.store).values())
     assert queued == sum(len(v) for v in dependants.values())
 
     # tick 1 asks for one partition, but the daemon dies before storing its runs and cursor:
@@ -190,7 +199,7 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
     ticks = 2
     while requests:
         for req in requests:
-            assert req.tags[refresh.TAG_MODE] == "fanout"
+            assert req.tags[TAG_MODE] == "fanout"
             assert launch(dep, req).success
             launched.append(str(req.partition_key))
         result = tick(sensors.refresh_queue_sensor, dep, cursor)
@@ -200,7 +209,7 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
     # every dependant partition ran exactly once, one partition per tick (small_batches)
     assert sorted(launched) == sorted(expected)
     tick(sensors.refresh_queue_sensor, dep, cursor)  # the committed cursor prunes the table
-    assert refresh.queue_depth(dep.store) == {}
+    assert queue_depth(dep.store) == {}
     for resource_type, ids in dependants.items():
         for resource_id in ids:
             document = dep.store.document(resource_type, resource_id)
@@ -221,16 +230,16 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
 def test_targeted_reindex_from_the_request_table_and_the_job(deployment: Deployment) -> None:
     dep = deployment
     dep.register()
-    refresh.submit_request(dep.store, "album", [3, 4, 999_999], requested_by="test")
-    refresh.submit_request(dep.store, "band", [1], requested_by="test")
+    submit_request(dep.store, "album", [3, 4, 999_999], requested_by="test")
+    submit_request(dep.store, "band", [1], requested_by="test")
     result = tick(sensors.refresh_queue_sensor, dep)
     assert partition_keys(result.run_requests) == [
         DescriptorPartition("album", IdRange(0, 999)).key
     ]
-    assert result.run_requests[0].tags[refresh.TAG_MODE] == "targeted"
+    assert result.run_requests[0].tags[TAG_MODE] == "targeted"
     with dep.store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(refresh.refresh_requests).order_by(refresh.refresh_requests.c.request_id)
+            sa.select(refresh_requests).order_by(refresh_requests.c.request_id)
         ).all()
     assert [r.status for r in rows] == ["queued", "queued", "rejected", "rejected"]
     assert "no album with id 999999" in rows[2].detail
@@ -248,7 +257,7 @@ def test_targeted_reindex_from_the_request_table_and_the_job(deployment: Deploym
     (failure,) = [e for e in job_result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.message  # type: ignore[union-attr]
     assert "not in the catalog: [-1]" in message and "1 known ids were queued" in message
-    assert refresh.queue_depth(dep.store)["track"] == 1
+    assert queue_depth(dep.store)["track"] == 1
     # the launchpad offers the four types; an empty or unknown one never reaches a run
     for bad_type in ("", "band"):
         with pytest.raises(dg.DagsterInvalidConfigError):
@@ -270,7 +279,7 @@ def test_growth_sensor_adds_ranges_and_requests_them(deployment: Deployment) -> 
     (add,) = result.dynamic_partitions_requests
     assert list(add.partition_keys) == ["000000000-000009999"]  # settings.id_range_size
     assert len(result.run_requests) == 4
-    assert {r.tags[refresh.TAG_MODE] for r in result.run_requests} == {"growth"}
+    assert {r.tags[TAG_MODE] for r in result.run_requests} == {"growth"}
     dep.instance.add_dynamic_partitions("id_range", list(add.partition_keys))
     assert tick(sensors.catalog_growth_sensor, dep).run_requests == []
     with dep.catalog.engine.begin() as conn:
@@ -305,7 +314,7 @@ def test_full_refresh_schedule_requests_every_partition_on_the_bulk_lane(
     assert len(partitions) == 12
     assert isinstance(requests, list) and len(requests) == 9
     assert {str(r.partition_key) for r in requests} == {p.key for p in partitions} - empty
-    assert {r.tags[refresh.TAG_LANE] for r in requests} == {"bulk"}
+    assert {r.tags[TAG_LANE] for r in requests} == {"bulk"}
     assert len({r.run_key for r in requests}) == 9
     assert schedules.full_refresh_schedule.cron_schedule == DefinitionSettings().full_refresh_cron
 
@@ -315,7 +324,7 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
     dep.register()
     for partition in (ARTISTS_0, TRACKS_0):
         dep.materialize(partition)
-    assert refresh.reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500).repair_ids == set()
+    assert reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500).repair_ids == set()
     with dep.catalog.engine.begin() as conn:
         track_id, artist_id = conn.execute(
             sa.text(
@@ -338,7 +347,7 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
             # as published by older rules: the version is part of the document's hash
             .values(normalization_version="old", content_hash="0" * 64)
         )
-    report = refresh.reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500)
+    report = reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500)
     expected = {"track": {track_id, 11, 12, 13}}
     assert (report.stale, report.orphaned, report.missing, report.old_version) == (
         {track_id, 13},
@@ -357,9 +366,9 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
             (t, i): r
             for t, i, r in conn.execute(
                 sa.select(
-                    refresh.refresh_queue.c.resource_type,
-                    refresh.refresh_queue.c.resource_id,
-                    refresh.refresh_queue.c.reason,
+                    refresh_queue.c.resource_type,
+                    refresh_queue.c.resource_id,
+                    refresh_queue.c.reason,
                 )
             )
         }
@@ -372,11 +381,11 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
         cursor = result.cursor
         for request in result.run_requests:
             if str(request.partition_key) == TRACKS_0.key:
-                assert request.tags[refresh.TAG_MODE] == "reconcile"
+                assert request.tags[TAG_MODE] == "reconcile"
                 assert launch(dep, request).success
                 repaired += 1
     assert repaired == 1
-    assert refresh.reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500).repair_ids == set()
+    assert reconcile_partition(dep.catalog, dep.store, TRACKS_0, 500).repair_ids == set()
 
 
 # ---------------------------------------------------------------- crash and resume
@@ -443,15 +452,15 @@ def test_crash_mid_partition_then_resume_gives_the_clean_index(
 
 def test_cursor_round_trips_and_keeps_only_the_window(deployment: Deployment) -> None:
     dep = deployment
-    position = refresh.bootstrap_position(dep.catalog, "genre")
+    position = bootstrap_position(dep.catalog, "genre")
     assert position is not None and position.seen
-    cursor = refresh.IncrementalCursor({"genre": position})
-    again = refresh.IncrementalCursor.from_json(cursor.to_json())
+    cursor = IncrementalCursor({"genre": position})
+    again = IncrementalCursor.from_json(cursor.to_json())
     assert again.positions["genre"] == position
     settings = FreshnessSettings(max_changes_per_type=10).limits()
-    changes, moved = refresh.scan_changes(dep.catalog, "genre", None, settings)
+    changes, moved = scan_changes(dep.catalog, "genre", None, settings)
     assert len(changes) == 10 and moved is not None  # a burst is worked off in bounded pages
-    changes2, moved2 = refresh.scan_changes(dep.catalog, "genre", moved, settings)
+    changes2, moved2 = scan_changes(dep.catalog, "genre", moved, settings)
     assert len(changes2) == 10 and not {c.resource_id for c in changes} & {
         c.resource_id for c in changes2
     }

@@ -31,7 +31,7 @@ from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.quality.frames import LayerValidator
 from descriptor_pipeline.raw_stage import extract_raw
-from descriptor_pipeline.refresh import parse_scope
+from descriptor_pipeline.refresh.tags import parse_scope
 from descriptor_pipeline.rules import NORMALIZATION_VERSION
 from descriptor_pipeline.schema import FIELDS, SCHEMA_VERSION
 from descriptor_pipeline.stages import (

@@ -10,9 +10,11 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.defs.partitions import all_partitions
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
+from descriptor_pipeline.refresh.queue import enqueue
+from descriptor_pipeline.refresh.reconcile import reconcile_partition
+from descriptor_pipeline.refresh.requests import split_known_ids
 
 ResourceType = Literal["genre", "artist", "album", "track"]
 
@@ -31,13 +33,13 @@ def reconcile_index(
     totals = {"missing": 0, "orphaned": 0, "stale": 0, "old_version": 0}
     partitions_to_repair = []
     for partition in all_partitions(context.instance):
-        report = refresh.reconcile_partition(source, store, partition, settings.chunk_size)
+        report = reconcile_partition(source, store, partition, settings.chunk_size)
         if not report.repair_ids:
             continue
         for name, n in report.counts().items():
             totals[name] += n
         partitions_to_repair.append(partition.key)
-        refresh.enqueue(store, {partition.resource_type: report.repair_ids}, "reconcile")
+        enqueue(store, {partition.resource_type: report.repair_ids}, "reconcile")
         store.invalidate_published(partition.resource_type, report.repair_ids)
         context.log.info(f"{partition.key}: {report.counts()}")
     return dg.Output(
@@ -64,8 +66,8 @@ def queue_reindex(
     catalog: CatalogResource,
     index_store: IndexStoreResource,
 ) -> dg.Output[int]:
-    known, unknown = refresh.split_known_ids(catalog.source(), config.resource_type, config.ids)
-    refresh.enqueue(index_store.store(), {config.resource_type: known}, "targeted")
+    known, unknown = split_known_ids(catalog.source(), config.resource_type, config.ids)
+    enqueue(index_store.store(), {config.resource_type: known}, "targeted")
     if unknown:
         raise dg.Failure(
             description=f"{len(unknown)} of {len(set(config.ids))} {config.resource_type} ids are "
@@ -89,7 +91,7 @@ def queue_quarantined(
     by_type: dict[str, set[int]] = {}
     for resource_type, resource_id in zip(rows["resource_type"], rows["resource_id"], strict=True):
         by_type.setdefault(str(resource_type), set()).add(int(resource_id))
-    queued = refresh.enqueue(store, by_type, "replay")
+    queued = enqueue(store, by_type, "replay")
     partitions = sorted(set(rows["partition_key"]))
     context.log.info(f"queued {queued} quarantined rows of {len(partitions)} partitions")
     return dg.Output(

@@ -15,7 +15,7 @@ from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.quality.reports import data_docs_root
 from descriptor_pipeline.quality.results import DEFAULTS, Thresholds
-from descriptor_pipeline.refresh import DEFAULT_SETTINGS, RefreshSettings
+from descriptor_pipeline.refresh.settings import DEFAULT_SETTINGS, RefreshSettings
 
 
 class CatalogResource(dg.ConfigurableResource):

@@ -9,11 +9,11 @@ No `from __future__ import annotations`: Dagster reads op/resource annotations a
 
 import dagster as dg
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.defs.definition_settings import AT_LOAD
 from descriptor_pipeline.defs.jobs import reconcile_job, refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import all_partitions, multi_partition_key
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource
+from descriptor_pipeline.refresh.tags import run_tags
 from descriptor_pipeline.stages import partitions_with_rows
 
 # ---------------------------------------------------------------- 5a. full refresh
@@ -40,7 +40,7 @@ def full_refresh_schedule(
         dg.RunRequest(
             run_key=f"full:{stamp}:{p.key}",
             partition_key=multi_partition_key(p),
-            tags=refresh.run_tags("full"),
+            tags=run_tags("full"),
         )
         for p in partitions
     ]

@@ -8,7 +8,6 @@ No `from __future__ import annotations`: Dagster reads the resource annotations 
 
 import dagster as dg
 
-from descriptor_pipeline import refresh
 from descriptor_pipeline.defs.definition_settings import AT_LOAD
 from descriptor_pipeline.defs.jobs import refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import (
@@ -24,7 +23,17 @@ from descriptor_pipeline.defs.resources import (
     IndexStoreResource,
     PipelineSettings,
 )
-from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, RangeLookup
+from descriptor_pipeline.refresh.changes import (
+    IncrementalCursor,
+    bootstrap_position,
+    change_digest,
+    dependants_of,
+    scan_changes,
+)
+from descriptor_pipeline.refresh.queue import enqueue, prune_queue, read_queue
+from descriptor_pipeline.refresh.requests import intake_requests
+from descriptor_pipeline.refresh.tags import run_tags, scope_tags
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 PARTITION_TAG = "dagster/partition"
@@ -34,7 +43,7 @@ def _request(partition: DescriptorPartition, run_key: str, mode: str, **tags: st
     return dg.RunRequest(
         run_key=run_key,
         partition_key=multi_partition_key(partition),
-        tags=refresh.run_tags(mode, **tags),
+        tags=run_tags(mode, **tags),
     )
 
 
@@ -108,18 +117,18 @@ def incremental_refresh_sensor(
 ) -> dg.SensorResult:
     settings = freshness.limits()
     source, store = catalog.source(), index_store.store()
-    cursor = refresh.IncrementalCursor.from_json(context.cursor)
-    ranges = refresh.RangeLookup(context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
+    cursor = IncrementalCursor.from_json(context.cursor)
+    ranges = RangeLookup(context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
     pending = pending_partition_keys(context.instance)
     requests: list[dg.RunRequest] = []
     found: list[str] = []
     for resource_type in RESOURCE_TYPES:
         if resource_type not in cursor.positions:
-            start = refresh.bootstrap_position(source, resource_type, settings)
+            start = bootstrap_position(source, resource_type, settings)
             if start is not None:
                 cursor.positions[resource_type] = start
             continue  # the first tick only takes the position
-        changes, position = refresh.scan_changes(
+        changes, position = scan_changes(
             source, resource_type, cursor.positions[resource_type], settings
         )
         if position is not None:
@@ -128,8 +137,8 @@ def incremental_refresh_sensor(
             continue
         ids = [c.resource_id for c in changes]
         # dependants first: if the tick dies after this, the next one re-reads the same rows
-        fanout = refresh.dependants_of(source, resource_type, ids)
-        queued = refresh.enqueue(store, fanout, "fanout")
+        fanout = dependants_of(source, resource_type, ids)
+        queued = enqueue(store, fanout, "fanout")
         by_partition, uncovered = ranges.partitions(resource_type, ids)
         late = sum(c.late for c in changes)
         found.append(
@@ -139,7 +148,7 @@ def incremental_refresh_sensor(
         for partition, changed_ids in sorted(by_partition.items(), key=lambda p: p[0].key):
             if partition.key in pending:
                 continue
-            digest = refresh.change_digest(
+            digest = change_digest(
                 f"{c.resource_id}@{c.updated_at}" for c in changes if c.resource_id in changed_ids
             )
             requests.append(
@@ -147,7 +156,7 @@ def incremental_refresh_sensor(
                     partition,
                     f"incremental:{partition.key}:{digest}",
                     "incremental",
-                    **refresh.scope_tags(changed_ids),
+                    **scope_tags(changed_ids),
                 )
             )
     for line in found:
@@ -180,19 +189,19 @@ def refresh_queue_sensor(
     committed = int(context.cursor or 0)
     # Dagster stored this cursor with the runs of the tick that produced it: rows up to it
     # are in runs now, and the table only keeps what is still to do
-    refresh.prune_queue(store, committed)
-    intake = refresh.intake_requests(catalog.source(), store, settings)
+    prune_queue(store, committed)
+    intake = intake_requests(catalog.source(), store, settings)
     for reason in intake.reasons:
         context.log.warning(f"reindex request rejected: {reason}")
-    ranges = refresh.RangeLookup(context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
-    read = refresh.read_queue(store, ranges, committed, settings)
+    ranges = RangeLookup(context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
+    read = read_queue(store, ranges, committed, settings)
     if read.uncovered:
         context.log.info(
             f"{read.uncovered} queued ids lie beyond the last id range: the growth sensor adds "
             "the range and its run indexes them"
         )
     requests = [
-        _request(batch.partition, batch.run_key, batch.reason, **refresh.scope_tags(batch.ids))
+        _request(batch.partition, batch.run_key, batch.reason, **scope_tags(batch.ids))
         for batch in read.batches
     ]
     if requests:
