@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogConfig
+from descriptor_pipeline.catalog_config import CatalogConfig
 from descriptor_pipeline.demo.seed import SEEDED_AT, catalog_metadata, fixture_records
 from descriptor_pipeline.store_engine import create_engine
 

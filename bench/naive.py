@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from descriptor_pipeline.catalog import CatalogConfig
+from descriptor_pipeline.catalog_config import CatalogConfig
 from descriptor_pipeline.documents import build_document
 from descriptor_pipeline.normalization import normalize_row
 from descriptor_pipeline.rejections import RejectedValue

@@ -11,13 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import BaseModel
 
+from descriptor_pipeline.catalog_config import CatalogConfig, LinkTable
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
 from descriptor_pipeline.schema import SOURCE_COLUMNS
 from descriptor_pipeline.store_engine import create_engine
@@ -32,69 +31,6 @@ RAW_COLUMNS = (
     "custom_data",
     "links",
 )
-
-
-class ResourceTable(BaseModel):
-    table: str
-    id_column: str = "id"
-    name_column: str = "name"
-    updated_at_column: str = "updated_at"
-    spotify_column: str = "spotify_data"
-    enrichment_column: str = "enrichment_data"
-    custom_column: str = "custom_data"
-
-
-class LinkTable(BaseModel):
-    """A many-to-many table (Django's `ManyToManyField` through table)."""
-
-    table: str
-    from_column: str
-    to_column: str
-    order_column: str | None = "id"
-
-
-class CatalogConfig(BaseModel):
-    """Where descriptors live in the catalog. Defaults: the demo's Django app `music`."""
-
-    db_schema: str | None = None
-    genre: ResourceTable = ResourceTable(table="music_genre")
-    artist: ResourceTable = ResourceTable(table="music_artist")
-    album: ResourceTable = ResourceTable(table="music_album")
-    track: ResourceTable = ResourceTable(table="music_track")
-    genre_parent_column: str | None = "parent_id"
-    artist_genres: LinkTable = LinkTable(
-        table="music_artist_genres", from_column="artist_id", to_column="genre_id"
-    )
-    album_artists: LinkTable = LinkTable(
-        table="music_album_artists", from_column="album_id", to_column="artist_id"
-    )
-    track_albums: LinkTable = LinkTable(
-        table="music_track_albums", from_column="track_id", to_column="album_id"
-    )
-    track_artists: LinkTable = LinkTable(
-        table="music_track_artists", from_column="track_id", to_column="artist_id"
-    )
-
-    @classmethod
-    def from_file(cls, path: str | Path | None) -> CatalogConfig:
-        if not path:
-            return cls()
-        return cls.model_validate(json.loads(Path(path).read_text()))
-
-    def resource(self, resource_type: str) -> ResourceTable:
-        return getattr(self, resource_type)
-
-    def links_of(self, resource_type: str) -> list[tuple[str, LinkTable, str]]:
-        """(name in the raw row, link table, linked resource type) for one resource type."""
-        return {
-            "genre": [],
-            "artist": [("genres", self.artist_genres, "genre")],
-            "album": [("artists", self.album_artists, "artist")],
-            "track": [
-                ("albums", self.track_albums, "album"),
-                ("artists", self.track_artists, "artist"),
-            ],
-        }[resource_type]
 
 
 @dataclass(frozen=True)

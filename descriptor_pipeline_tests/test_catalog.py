@@ -8,7 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogConfig, CatalogSource, LinkTable, ResourceTable
+from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.catalog_config import CatalogConfig, LinkTable, ResourceTable
 from descriptor_pipeline.demo.seed import fixture_records, seed_catalog
 from descriptor_pipeline.id_ranges import IdRange
 from descriptor_pipeline.store_engine import create_engine

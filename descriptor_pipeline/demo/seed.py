@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from descriptor_pipeline.catalog import CatalogConfig, LinkTable
+from descriptor_pipeline.catalog_config import CatalogConfig, LinkTable
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 
 FIXTURE = Path(__file__).parent / "data" / "demo_catalog.jsonl"
