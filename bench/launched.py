@@ -573,9 +573,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from dagster._daemon.controller import DEFAULT_DAEMON_INTERVAL_SECONDS
 
-    from descriptor_pipeline.defs import sensors
+    from descriptor_pipeline.definitions import defs
 
-    intervals = {s.name: s.minimum_interval_seconds for s in sensors.sensors if s.name in SENSORS}
+    intervals = {s.name: s.minimum_interval_seconds for s in defs.sensors or [] if s.name in SENSORS}
     result: dict[str, Any] = {
         "meta": {
             "argv": sys.argv[1:] if argv is None else argv,
