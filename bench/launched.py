@@ -445,7 +445,11 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
         else f"sqlite:///{tmp / f'index_{p}.sqlite'}"
         for p in paths
     }
-    env = {"DESCRIPTOR_CATALOG_URL": catalog_url, "DESCRIPTOR_CATALOG_MAPPING": ""}
+    env = {
+        "DESCRIPTOR_CATALOG_URL": catalog_url,
+        "DESCRIPTOR_CATALOG_MAPPING": "",
+        "DESCRIPTOR_DATA_DOCS_URL": "",
+    }
     homes = {p: tmp / f"home_{p}" for p in paths}
     pg_instance = args.instance == "postgres"
     for p, home in homes.items():  # the in-process comparison always on SQLite, as specified

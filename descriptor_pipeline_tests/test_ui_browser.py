@@ -1,9 +1,9 @@
 """The README's "In the Dagster UI" walkthrough, clicked through in a real browser.
 
-A real `dagster-webserver` and `dagster-daemon run` on a temp instance with the demo catalog, and
-Debian's Chromium driven by Playwright. The album table is away (a catalog migration under way),
-so the album backfill fails for real; one album's `updated_at` is in the future, so `raw_suite`
-warns and renders a report.
+A real `dagster-webserver` and `dagster-daemon run` on a temp instance with the demo catalog, the
+Data Docs folder served over HTTP as `scripts/ui.sh` serves it, and Debian's Chromium driven by
+Playwright. The album table is away (a catalog migration under way), so the album backfill fails
+for real; one album's `updated_at` is in the future, so `raw_suite` warns and renders a report.
 Each step leaves a screenshot in `artifacts/ui/`. The process helpers are the GraphQL e2e test's.
 """
 
@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -124,8 +125,10 @@ def test_readme_ui_walkthrough_in_a_browser(
     ARTIFACTS.mkdir(parents=True)
     data = home / "data"
     (data / "data_docs").mkdir(parents=True)
-    port = free_port()
+    docs_port, port = free_port(), free_port()
+    docs_url = f"http://127.0.0.1:{docs_port}"
     monkeypatch.setenv("DESCRIPTOR_PIPELINE_DATA", str(data))
+    monkeypatch.setenv("DESCRIPTOR_DATA_DOCS_URL", docs_url)
 
     source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
     store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
@@ -138,9 +141,11 @@ def test_readme_ui_walkthrough_in_a_browser(
 
     gql = GraphQL(port)
     workspace = str(home / "workspace.yaml")
-    logs = [home / "webserver.log", home / "daemon.log"]
+    logs = [home / "webserver.log", home / "daemon.log", home / "data_docs.log"]
+    serve_docs = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
     webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
     processes: list[subprocess.Popen[bytes]] = [
+        start([*serve_docs, "--directory", str(data / "data_docs"), str(docs_port)], home, logs[2]),
         start([*webserver, "-w", workspace], home, logs[0]),
         start([str(BIN / "dagster-daemon"), "run", "-w", workspace], home, logs[1]),
     ]
@@ -148,7 +153,7 @@ def test_readme_ui_walkthrough_in_a_browser(
     try:
         wait_for("the webserver to load the code location", gql.location_loaded, 90, logs)
         context = playwright_chromium.new_context(viewport={"width": 1400, "height": 1000})
-        # offline: only the local server
+        # offline: only the two local servers (the report's CDN styling is not needed)
         context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
         context.set_default_timeout(UI_TIMEOUT_MS)
         page = context.new_page()
@@ -215,12 +220,18 @@ def test_readme_ui_walkthrough_in_a_browser(
         wait_for_text(page, r"\bSuccess\b", RUN_TIMEOUT_S)
         shot("05-reexecuted-from-failure.png")
 
-        # 5. the check's result on the asset's Checks tab, with its quality report's link
+        # 5. the check's result on the asset's Checks tab, and its quality report over HTTP
         page.goto(f"{ui}/assets/raw_descriptors?view=checks")
         page.get_by_text("column_values_to_be_in_set(updated_at_in_future)").first.wait_for()
-        link = page.locator(f'a[href*="/data_docs/{retry_id}/"]').first
+        link = page.locator(f'a[href^="{docs_url}/{retry_id}/"]').first
         href = link.get_attribute("href")
         shot("06-check-result.png")
+        with context.expect_page() as opened:
+            link.click()
+        report = opened.value
+        report.wait_for_load_state("domcontentloaded")
+        report_text = report.inner_text("body")
+        shot("07-quality-report.png", report)
         context.close()
         retry = gql(RUN, runId=retry_id)["runOrError"]
     except Exception:
@@ -232,12 +243,13 @@ def test_readme_ui_walkthrough_in_a_browser(
         for process in reversed(processes):
             stop(process)
 
-    assert href and href.startswith("file://") and href.endswith(".html")
-    assert "Expectation Validation Result" in Path(href.removeprefix("file://")).read_text()
+    assert href and href.startswith(f"{docs_url}/{retry_id}/") and href.endswith(".html")
+    assert "Expectation Validation Result" in report_text
+    assert "updated_at_in_future" in report_text and "Failed" in report_text
     assert (retry["status"], retry["parentRunId"]) == ("SUCCESS", failed_run_id)
     published = published_ids(store, "album")
     expected = set().union(*(expected_documents(source, store, key) for key in album_keys))
     assert expected and published == expected
     shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
-    assert len(shots) >= 6, shots
+    assert len(shots) >= 7, shots
     print(f"\nbrowser walkthrough: {time.monotonic() - started:.1f}s; screenshots: {shots}")
