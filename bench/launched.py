@@ -447,7 +447,11 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
         else f"sqlite:///{tmp / f'index_{p}.sqlite'}"
         for p in paths
     }
-    env = {"DESCRIPTOR_CATALOG_URL": catalog_url, "DESCRIPTOR_CATALOG_MAPPING": ""}
+    env = {
+        "DESCRIPTOR_CATALOG_URL": catalog_url,
+        "DESCRIPTOR_CATALOG_MAPPING": "",
+        "DESCRIPTOR_DATA_DOCS_URL": "",
+    }
     homes = {p: tmp / f"home_{p}" for p in paths}
     pg_instance = args.instance == "postgres"
     for p, home in homes.items():  # the in-process comparison always on SQLite, as specified
@@ -575,7 +579,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from descriptor_pipeline.definitions import defs
 
-    intervals = {s.name: s.minimum_interval_seconds for s in defs.sensors or [] if s.name in SENSORS}
+    sensors = [s for s in defs.sensors or [] if s.name in SENSORS]
+    intervals = {s.name: s.minimum_interval_seconds for s in sensors}
     result: dict[str, Any] = {
         "meta": {
             "argv": sys.argv[1:] if argv is None else argv,

@@ -29,6 +29,7 @@ def _default_env() -> None:
     os.environ.setdefault("DESCRIPTOR_CATALOG_URL", f"sqlite:///{data / 'catalog.sqlite'}")
     os.environ.setdefault("DESCRIPTOR_INDEX_URL", f"sqlite:///{data / 'index.sqlite'}")
     os.environ.setdefault("DESCRIPTOR_CATALOG_MAPPING", "")
+    os.environ.setdefault("DESCRIPTOR_DATA_DOCS_URL", "")
 
 
 def _catalog() -> CatalogSource:

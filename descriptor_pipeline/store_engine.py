@@ -18,14 +18,20 @@ from descriptor_pipeline.tables import metadata
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+class MissingTablesError(RuntimeError):
+    """Tables the code declares are not in the index database after its migrations ran."""
+
+
 def run_migrations(engine: sa.Engine, revision: str = "head") -> str:
     """Upgrade the index database to `revision`; returns the version it is at."""
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head() or ""
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
@@ -34,16 +40,36 @@ def run_migrations(engine: sa.Engine, revision: str = "head") -> str:
             conn, opts={"version_table": "descriptor_pipeline_version"}
         )
         version = context.get_current_revision() or ""
-    _check_every_table_is_migrated(engine)
+    _check_every_table_is_migrated(engine, version, head)
     return version
 
 
-def _check_every_table_is_migrated(engine: sa.Engine) -> None:
-    """A table declared in code but created by no migration is a bug: say so at once."""
+def _check_every_table_is_migrated(engine: sa.Engine, version: str, head: str) -> None:
+    """A missing table fails at once, saying which, in which database, and what to do: with
+    every migration applied, it was dropped by hand or no migration creates it."""
     existing = set(sa.inspect(engine).get_table_names())
     missing = sorted(name for name in metadata.tables if name not in existing)
-    if missing:
-        raise RuntimeError(f"tables declared in code have no migration: {missing}")
+    if not missing:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    tables = ", ".join(missing)
+    problem = (
+        f"the index database {where} has no table {tables} (declared in "
+        f"descriptor_pipeline/tables.py); it is at migration {version or 'none'} of {head}."
+    )
+    if version != head:
+        todo = (
+            f"Run `descriptor-pipeline migrate` with DESCRIPTOR_INDEX_URL={where} to apply the "
+            "remaining migrations."
+        )
+    else:
+        todo = (
+            "Every migration is applied, so `descriptor-pipeline migrate` will not create it: "
+            "if it was dropped by hand, restore it from a backup or rebuild the index database "
+            "(drop it, run `descriptor-pipeline migrate`, then backfill); if it is a new table, "
+            "add a migration under descriptor_pipeline/migrations/versions/."
+        )
+    raise MissingTablesError(f"{problem} {todo}")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -118,6 +118,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "DESCRIPTOR_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
         "DESCRIPTOR_INDEX_URL": f"sqlite:///{tmp_path / 'index.sqlite'}",
         "DESCRIPTOR_CATALOG_MAPPING": "",
+        "DESCRIPTOR_DATA_DOCS_URL": "",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

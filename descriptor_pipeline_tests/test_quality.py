@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -17,6 +19,7 @@ from descriptor_pipeline.defs.sensors import refresh_queue_sensor
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.normalization import normalize_rows
 from descriptor_pipeline.quality.drift import compare_profiles
+from descriptor_pipeline.quality.reports import data_docs_url, prune_data_docs
 from descriptor_pipeline.quality.results import Thresholds
 from descriptor_pipeline.tables import descriptor_index
 from descriptor_pipeline_tests.conftest import Deployment, metadata_of
@@ -318,3 +321,30 @@ def test_a_run_without_the_checks_validates_nothing_and_publishes(deployment: De
     }
     assert meta["rows_written"] > 0 and meta["checks_seconds"] < 0.05
     assert published(deployment, "artist")
+
+
+def test_report_links_are_http_under_a_base_url_else_file_urls(tmp_path: Path) -> None:
+    """A browser refuses file:// links from the UI's http page: with a base URL the link is the
+    page's path under it (what scripts/ui.sh serves), without one the file URL as before."""
+    root = tmp_path / "data_docs"
+    page = root / "run-1" / "000000000-000000999_artist" / "raw.artist 1.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html></html>")
+    assert data_docs_url(page, root) == page.resolve().as_uri()
+    served = QualitySettings(data_docs_dir=str(root), data_docs_base_url="http://127.0.0.1:3001/")
+    assert served.docs_url(page) == (
+        "http://127.0.0.1:3001/run-1/000000000-000000999_artist/raw.artist%201.html"
+    )
+
+
+def test_rendering_prunes_run_folders_older_than_the_setting(tmp_path: Path) -> None:
+    root = tmp_path / "data_docs"
+    old, recent = root / "old-run", root / "recent-run"
+    for run in (old, recent):
+        (run / "partition").mkdir(parents=True)
+        (run / "partition" / "raw.html").write_text("<html></html>")
+    month_ago = time.time() - 30 * 86_400
+    os.utime(old, (month_ago, month_ago))
+    assert prune_data_docs(root, keep_days=0) == []  # 0 keeps every page
+    assert prune_data_docs(root, keep_days=14) == [old]
+    assert not old.exists() and (recent / "partition" / "raw.html").is_file()

@@ -8,6 +8,9 @@ export DESCRIPTOR_PIPELINE_DATA="${DESCRIPTOR_PIPELINE_DATA:-$ROOT/.data}"
 export DESCRIPTOR_CATALOG_URL="${DESCRIPTOR_CATALOG_URL:-sqlite:///$DESCRIPTOR_PIPELINE_DATA/catalog.sqlite}"
 export DESCRIPTOR_INDEX_URL="${DESCRIPTOR_INDEX_URL:-sqlite:///$DESCRIPTOR_PIPELINE_DATA/index.sqlite}"
 export DESCRIPTOR_CATALOG_MAPPING="${DESCRIPTOR_CATALOG_MAPPING:-}"
+# Where the quality checks link their Data Docs pages: empty means file:// links (scripts/ui.sh
+# serves the folder over HTTP and sets this to its address).
+export DESCRIPTOR_DATA_DOCS_URL="${DESCRIPTOR_DATA_DOCS_URL:-}"
 # The instance: dagster.yaml (shared settings, SQLite storage under DAGSTER_HOME), plus
 # dagster.postgres.storage.yaml when DESCRIPTOR_INSTANCE=postgres (dagster-postgres).
 export DESCRIPTOR_INSTANCE="${DESCRIPTOR_INSTANCE:-sqlite}"

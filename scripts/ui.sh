@@ -1,7 +1,41 @@
 #!/usr/bin/env bash
-# README line 3: the Dagster UI (and daemon) on the same instance the demo wrote to.
+# README line 3: the Dagster UI (and daemon) on the same instance the demo wrote to, plus an HTTP
+# server for the Data Docs folder, so the checks' report links open from the UI (a browser will
+# not follow a file:// link from an http page). Ctrl-C or SIGTERM stops everything started here.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-exec "$VENV/bin/dagster" dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w workspace.yaml
+docs_dir="$DESCRIPTOR_PIPELINE_DATA/data_docs"  # the quality resource's default folder
+docs_port="${DATA_DOCS_PORT:-3001}"
+mkdir -p "$docs_dir"
+export DESCRIPTOR_DATA_DOCS_URL="http://127.0.0.1:$docs_port"
+
+# Job control: each process below gets a process group of its own (stopped as a whole), and is
+# not started with SIGINT ignored, which dagster dev (SIGTERM mapped to its SIGINT handler) would
+# otherwise inherit and outlive this script.
+set -m
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 30); do  # dagster dev stops the webserver and the daemon first
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 1
+  done
+  for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap stop_all EXIT
+
+"$VENV/bin/python" -m http.server --bind 127.0.0.1 --directory "$docs_dir" "$docs_port" \
+  >/dev/null 2>&1 &
+pids+=("$!")
+echo "Data Docs: $DESCRIPTOR_DATA_DOCS_URL (serving $docs_dir)"
+"$VENV/bin/dagster" dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w workspace.yaml &
+pids+=("$!")
+wait -n "${pids[@]}"  # either one exiting ends the session

@@ -8,8 +8,9 @@ Great Expectations import each). `raw_suite` and `normalized_suite` are blocking
 critical expectation (severity ERROR) fails the asset's step, so the assets downstream of it
 do not run for that partition in that run; warnings (WARN) never block.
 
-Data Docs pages are rendered when a suite does not pass (or always, per the `settings`
-resource): rendering costs more than validating.
+Data Docs pages are rendered when a suite does not pass (or always, per the `quality`
+resource): rendering costs more than validating. The link is an http:// URL when the resource
+has a `data_docs_base_url` (a browser refuses file:// links from the UI's page).
 
 No `from __future__ import annotations` here: Dagster reads the context annotation at runtime.
 """
@@ -138,9 +139,10 @@ def suite_check_result(
     }
     mode = quality.data_docs
     if mode == "always" or (mode == "on_failure" and not result.success):
-        page = render_data_docs(result, run_id, label, quality.docs_root())
+        root = quality.docs_root()
+        page = render_data_docs(result, run_id, label, root, quality.data_docs_keep_days)
         metadata["data_docs"] = dg.MetadataValue.path(str(page))
-        metadata["data_docs_url"] = dg.MetadataValue.url(page.as_uri())
+        metadata["data_docs_url"] = dg.MetadataValue.url(quality.docs_url(page))
     severity = dg.AssetCheckSeverity.ERROR if result.critical_failed else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         check_name=check_name,

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.index_store import IndexStore, open_store
-from descriptor_pipeline.quality.reports import data_docs_root
+from descriptor_pipeline.quality.reports import data_docs_root, data_docs_url
 from descriptor_pipeline.quality.results import DEFAULTS, Thresholds
 from descriptor_pipeline.refresh.settings import DEFAULT_SETTINGS, RefreshSettings
 
@@ -108,12 +108,27 @@ class QualitySettings(dg.ConfigurableResource):
         description="Folder of the Data Docs pages; empty: $DESCRIPTOR_PIPELINE_DATA/data_docs, "
         "else the system temp folder.",
     )
+    data_docs_base_url: str = Field(
+        default="",
+        description="HTTP URL that serves the Data Docs folder (scripts/ui.sh serves it on "
+        "http://127.0.0.1:3001): the checks link pages under it, because a browser will not "
+        "open a file:// link from the UI. Empty: link the file:// URL.",
+    )
+    data_docs_keep_days: int = Field(
+        default=14,
+        description="Rendering a page deletes the Data Docs of runs older than this many days; "
+        "0 keeps every page.",
+    )
 
     def thresholds(self) -> Thresholds:
         return Thresholds(**{f.name: getattr(self, f.name) for f in fields(Thresholds)})
 
     def docs_root(self) -> Path:
         return data_docs_root(self.data_docs_dir)
+
+    def docs_url(self, page: Path) -> str:
+        """The link a check shows for a page: under the HTTP base URL when one is set."""
+        return data_docs_url(page, self.docs_root(), self.data_docs_base_url)
 
 
 class FreshnessSettings(dg.ConfigurableResource):
@@ -174,7 +189,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "index_store": IndexStoreResource(url=dg.EnvVar("DESCRIPTOR_INDEX_URL")),
         "settings": PipelineSettings(),
-        "quality": QualitySettings(),
+        # scripts/env.sh exports it empty (file:// links); scripts/ui.sh sets the served URL
+        "quality": QualitySettings(data_docs_base_url=dg.EnvVar("DESCRIPTOR_DATA_DOCS_URL")),
         "freshness": FreshnessSettings(),
     }
 

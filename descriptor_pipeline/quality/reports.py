@@ -5,9 +5,12 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -56,22 +59,52 @@ def data_docs_root(explicit: str | None = None) -> Path:
     return Path(tempfile.gettempdir()) / "descriptor_pipeline" / "data_docs"
 
 
+def data_docs_url(page: Path, root: Path, base_url: str = "") -> str:
+    """A page's link: `<base_url>/<run>/<partition>/<suite>.html` when the folder is served over
+    HTTP (a browser refuses file:// links from an http page), else its file:// URL."""
+    if not base_url:
+        return page.resolve().as_uri()
+    relative = page.resolve().relative_to(root.resolve())
+    return f"{base_url.rstrip('/')}/{quote(relative.as_posix())}"
+
+
+def prune_data_docs(root: Path, keep_days: int, now: float | None = None) -> list[Path]:
+    """Delete the run folders under `root` not written to for `keep_days` days (0 keeps all),
+    so a long-lived deployment's Data Docs folder does not grow without bound."""
+    if keep_days <= 0 or not root.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - keep_days * 86_400
+    removed = []
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", part)
 
 
 def render_data_docs(
-    result: SuiteResult, run_id: str, partition_key: str, root: Path | None = None
+    result: SuiteResult,
+    run_id: str,
+    partition_key: str,
+    root: Path | None = None,
+    keep_days: int = 0,
 ) -> Path:
     """Render one validation as a static GX Data Docs page: `<root>/<run>/<partition>/<suite>.html`.
 
     GX's own renderer and page view, so the page looks like any Data Docs site; one file per
     validation keeps runs from overwriting each other and needs no docs-site configuration.
+    Run folders older than `keep_days` are pruned first.
     """
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
-    folder = (root or data_docs_root()) / _safe(run_id) / _safe(partition_key)
+    root = root or data_docs_root()
+    prune_data_docs(root, keep_days)
+    folder = root / _safe(run_id) / _safe(partition_key)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{_safe(result.suite)}.html"
     for item in result.gx_result.results:  # GX's renderer refuses numpy scalars

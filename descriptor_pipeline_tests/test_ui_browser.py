@@ -1,0 +1,255 @@
+"""The README's "In the Dagster UI" walkthrough, clicked through in a real browser.
+
+A real `dagster-webserver` and `dagster-daemon run` on a temp instance with the demo catalog, the
+Data Docs folder served over HTTP as `scripts/ui.sh` serves it, and Debian's Chromium driven by
+Playwright. The album table is away (a catalog migration under way), so the album backfill fails
+for real; one album's `updated_at` is in the future, so `raw_suite` warns and renders a report.
+Each step leaves a screenshot in `artifacts/ui/`. The process helpers are the GraphQL e2e test's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from descriptor_pipeline.catalog import CatalogSource, open_catalog
+from descriptor_pipeline.defs.partitions import register_id_ranges
+from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline.index_store import open_store
+from descriptor_pipeline_tests.conftest import IN_CI, REPO
+from descriptor_pipeline_tests.test_webserver_e2e import (
+    ALBUM_TABLE,
+    ALBUM_TABLE_AWAY,
+    BIN,
+    RUN,
+    GraphQL,
+    expected_documents,
+    free_port,
+    published_ids,
+    rename_table,
+    start,
+    stop,
+    wait_for,
+)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / "artifacts" / "ui"
+RANGE_SIZE = 1000  # the demo's largest id is 2401: three ranges, so one type is 3 partitions
+UI_TIMEOUT_MS = 30_000  # any click or text the UI should show at once
+RUN_TIMEOUT_S = 120  # a launched run: daemon pickup, a process, the code location, the steps
+ASSETS = ("raw_descriptors", "normalized_descriptors", "descriptor_index")
+
+
+@pytest.fixture
+def playwright_chromium() -> Iterator[Any]:
+    """Playwright driving Debian's Chromium, or a loud skip (a failure when CI=true)."""
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"{CHROMIUM} not found (apt-get install -y chromium; .ci/run does it)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as exc:
+            problem = f"playwright not importable ({exc}): install the dev extra"
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI=true requires the browser test. {problem}")
+        warnings.warn(f"SKIPPING THE BROWSER TEST. {problem}", stacklevel=1)
+        pytest.skip(f"!!! BROWSER TEST SKIPPED: {problem}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def break_catalog(source: CatalogSource) -> None:
+    """One album updated in the future (raw_suite warns: a report page), then the album table
+    renamed away, so reading the album partitions fails on every attempt."""
+    with source.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"UPDATE {ALBUM_TABLE} SET updated_at = '2099-01-01 00:00:00' "
+                f"WHERE id = (SELECT min(id) FROM {ALBUM_TABLE})"
+            )
+        )
+    rename_table(source, ALBUM_TABLE, ALBUM_TABLE_AWAY)
+
+
+def wait_for_text(page: Any, pattern: str, timeout_s: float, reload_every_s: float = 10) -> str:
+    """The page's text once it matches `pattern`, reloading now and then (some views poll
+    slowly); fail with what the page showed last."""
+    deadline = time.monotonic() + timeout_s
+    reloaded = time.monotonic()
+    text = ""
+    while time.monotonic() < deadline:
+        text = page.inner_text("body")
+        if re.search(pattern, text):
+            return text
+        if time.monotonic() - reloaded > reload_every_s:
+            page.reload()
+            reloaded = time.monotonic()
+        page.wait_for_timeout(1000)
+    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for /{pattern}/ on {page.url}:\n{text}")
+
+
+def test_readme_ui_walkthrough_in_a_browser(
+    home: Path, monkeypatch: pytest.MonkeyPatch, playwright_chromium: Any
+) -> None:
+    started = time.monotonic()
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    data = home / "data"
+    (data / "data_docs").mkdir(parents=True)
+    docs_port, port = free_port(), free_port()
+    docs_url = f"http://127.0.0.1:{docs_port}"
+    monkeypatch.setenv("DESCRIPTOR_PIPELINE_DATA", str(data))
+    monkeypatch.setenv("DESCRIPTOR_DATA_DOCS_URL", docs_url)
+
+    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
+    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
+    seed_catalog(source.engine, source.config)
+    with dg.DagsterInstance.get() as instance:
+        ranges = register_id_ranges(instance, max(source.max_ids().values()), RANGE_SIZE)
+    album_keys = [f"{r.key}|album" for r in ranges]
+    assert len(album_keys) == 3
+    break_catalog(source)
+
+    gql = GraphQL(port)
+    workspace = str(home / "workspace.yaml")
+    logs = [home / "webserver.log", home / "daemon.log", home / "data_docs.log"]
+    serve_docs = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1"]
+    webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
+    processes: list[subprocess.Popen[bytes]] = [
+        start([*serve_docs, "--directory", str(data / "data_docs"), str(docs_port)], home, logs[2]),
+        start([*webserver, "-w", workspace], home, logs[0]),
+        start([str(BIN / "dagster-daemon"), "run", "-w", workspace], home, logs[1]),
+    ]
+    page: Any = None
+    try:
+        wait_for("the webserver to load the code location", gql.location_loaded, 90, logs)
+        context = playwright_chromium.new_context(viewport={"width": 1400, "height": 1000})
+        # offline: only the two local servers (the report's CDN styling is not needed)
+        context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        page = context.new_page()
+        ui = f"http://127.0.0.1:{port}"
+
+        def shot(name: str, target: Any = None) -> None:
+            (target or page).screenshot(path=str(ARTIFACTS / name))
+
+        popup = page.get_by_text("Join the Dagster community")
+
+        def dismiss_popup() -> None:
+            shot("00-community-popup.png")
+            page.get_by_role("button", name="Skip", exact=True).click()
+
+        page.add_locator_handler(popup, dismiss_popup)  # shown once, whenever it comes
+
+        # 1. Lineage: the asset graph with the three assets
+        page.goto(f"{ui}/asset-groups")
+        materialize = page.get_by_role("button", name="Materialize all…")
+        materialize.wait_for()
+        for name in ASSETS:
+            page.get_by_text(name, exact=True).first.wait_for()
+        popup.wait_for(state="hidden")
+        shot("01-lineage-asset-graph.png")
+
+        # 2. Materialize all… > id_range: All > resource_type: album > Launch backfill
+        materialize.click()
+        dialog = page.get_by_role("dialog").last
+        dialog.get_by_text("Launch runs to materialize 3 assets").wait_for()
+        all_ranges = dialog.get_by_role("button", name="All", exact=True).first
+        for _ in range(10):  # "All" does nothing until the dialog has loaded the id ranges
+            all_ranges.click()
+            if dialog.get_by_text("3 partitions selected").count():
+                break
+            page.wait_for_timeout(1000)
+        dialog.get_by_text("Select a partition or create one").last.click()
+        page.get_by_role("dialog").nth(1).get_by_text("album", exact=True).first.click()
+        page.keyboard.press("Escape")  # closes the value list, not the launch dialog
+        dialog.get_by_text("3 partitions", exact=True).first.wait_for()
+        shot("02-materialize-one-type.png")
+        dialog.get_by_role("button", name="Launch backfill").click()
+        toast = page.get_by_text(re.compile(r"Created backfill \w+")).first
+        backfill_id = re.findall(r"Created backfill (\w+)", toast.inner_text())[0]
+
+        # 3. Runs > the backfill: its run finishes, failed (the album table is away)
+        page.goto(f"{ui}/runs/b/{backfill_id}?tab=runs")
+        wait_for_text(page, r"Status\s+Failed", RUN_TIMEOUT_S)
+        shot("03-backfill-finished.png")
+        page.get_by_role("link", name="View", exact=True).first.click()
+        page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
+        failed_run_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+        wait_for_text(page, f"no such table: {ALBUM_TABLE}", 30)
+        shot("04-failed-run.png")
+
+        # 4. the migration is done; Re-execute > From failure on the failed run
+        rename_table(source, ALBUM_TABLE_AWAY, ALBUM_TABLE)
+        reexecute = page.get_by_role("button", name="Re-execute all (*)")
+        reexecute.locator("xpath=following-sibling::span//button").click()
+        from_failure = page.get_by_text("From failure", exact=True)
+        page.get_by_role("menuitem").filter(has=from_failure).click()
+        page.get_by_role("button", name="Confirm").click()  # "Re-execution within backfill"
+        page.wait_for_url(lambda url: failed_run_id not in url)
+        retry_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+        wait_for_text(page, r"\bSuccess\b", RUN_TIMEOUT_S)
+        shot("05-reexecuted-from-failure.png")
+
+        # 5. the check's result on the asset's Checks tab, and its quality report over HTTP
+        page.goto(f"{ui}/assets/raw_descriptors?view=checks")
+        page.get_by_text("column_values_to_be_in_set(updated_at_in_future)").first.wait_for()
+        link = page.locator(f'a[href^="{docs_url}/{retry_id}/"]').first
+        href = link.get_attribute("href")
+        shot("06-check-result.png")
+        with context.expect_page() as opened:
+            link.click()
+        report = opened.value
+        report.wait_for_load_state("domcontentloaded")
+        report_text = report.inner_text("body")
+        shot("07-quality-report.png", report)
+        context.close()
+        retry = gql(RUN, runId=retry_id)["runOrError"]
+    except Exception:
+        if page is not None:  # what the browser showed when the step failed
+            shot("failed-step.png")
+            print("DIALOGS", page.get_by_role("dialog").all_inner_texts())
+        raise
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+    assert href and href.startswith(f"{docs_url}/{retry_id}/") and href.endswith(".html")
+    assert "Expectation Validation Result" in report_text
+    assert "updated_at_in_future" in report_text and "Failed" in report_text
+    assert (retry["status"], retry["parentRunId"]) == ("SUCCESS", failed_run_id)
+    published = published_ids(store, "album")
+    expected = set().union(*(expected_documents(source, store, key) for key in album_keys))
+    assert expected and published == expected
+    shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
+    assert len(shots) >= 7, shots
+    print(f"\nbrowser walkthrough: {time.monotonic() - started:.1f}s; screenshots: {shots}")
