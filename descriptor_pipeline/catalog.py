@@ -13,7 +13,6 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog_config import CatalogConfig, LinkTable
@@ -38,7 +37,7 @@ class CatalogChunk:
     """Raw rows of one keyset page and the id span it covers (for deleting vanished rows)."""
 
     span: IdRange
-    rows: pd.DataFrame  # columns RAW_COLUMNS; JSON columns as text, exactly as stored
+    rows: list[dict[str, Any]]  # keys RAW_COLUMNS; JSON columns as text, exactly as stored
 
 
 class CatalogSource:
@@ -179,11 +178,15 @@ class CatalogSource:
         )
         return select, id_col
 
-    def _frame(self, rows: Sequence[Any], links: dict[int, Any]) -> pd.DataFrame:
-        frame = pd.DataFrame([dict(r) for r in rows], columns=RAW_COLUMNS[:-1])
-        frame["source_updated_at"] = frame["source_updated_at"].map(_iso)
-        frame["links"] = [_json(links.get(int(i), {})) for i in frame["resource_id"]]
-        return frame
+    def _records(self, rows: Sequence[Any], links: dict[int, Any]) -> list[dict[str, Any]]:
+        """The page as plain dicts, the one shape a row keeps from here to the stage table."""
+        out = []
+        for row in rows:
+            record = {c: row[c] for c in RAW_COLUMNS[:-1]}
+            record["source_updated_at"] = _iso(record["source_updated_at"])
+            record["links"] = _json(links.get(int(record["resource_id"]), {}))
+            out.append(record)
+        return out
 
     def iter_chunks(
         self, resource_type: str, id_range: IdRange, chunk_size: int
@@ -202,7 +205,7 @@ class CatalogSource:
                 last = rows[-1]["resource_id"] if len(rows) == chunk_size else id_range.last
                 span = IdRange(after + 1, last)
                 links = self._links(conn, resource_type, span)
-            yield CatalogChunk(span, self._frame(rows, links))
+            yield CatalogChunk(span, self._records(rows, links))
             after = last
 
     def fingerprint(self, resource_type: str, id_range: IdRange) -> str | None:
@@ -265,14 +268,14 @@ class CatalogSource:
             parts = [f"{n}:{h}" for q in queries for n, h in [conn.execute(q).one()]]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
-    def rows_for_ids(self, resource_type: str, ids: Sequence[int]) -> pd.DataFrame:
+    def rows_for_ids(self, resource_type: str, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Just these rows (a scoped refresh); ids the catalog no longer has are absent."""
         select, id_col = self._raw_select(resource_type)
         with self.engine.connect() as conn:
             rows = conn.execute(select.where(id_col.in_(list(ids))).order_by(id_col)).mappings()
             rows = rows.all()
             links = self._links(conn, resource_type, IdRange(min(ids), max(ids)), ids)
-        return self._frame(rows, links)
+        return self._records(rows, links)
 
     def _links(
         self,

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import pandas as pd
 
 from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
@@ -84,7 +83,7 @@ def _timestamp_problem(resource_id: int, value: Any) -> Rejection | None:
 
 
 def validate_raw(
-    rows: pd.DataFrame, stored: dict[int, str] | None = None
+    rows: list[dict[str, Any]], stored: dict[int, str] | None = None
 ) -> tuple[list[dict[str, Any]], list[Rejection]]:
     """Check every value a later stage or database could choke on; a bad row is rejected with
     its rule and reason, not dropped, and never fails the rows beside it.
@@ -94,7 +93,7 @@ def validate_raw(
     stored = stored or {}
     good: list[dict[str, Any]] = []
     rejected: list[Rejection] = []
-    for row in rows.to_dict("records"):
+    for row in rows:
         resource_id = int(row["resource_id"])
         for column in ("name", *SOURCE_COLUMNS, "source_updated_at"):
             if is_missing(row.get(column)):

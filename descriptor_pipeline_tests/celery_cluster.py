@@ -140,6 +140,7 @@ def cluster_env(home: Path, vhost: str, instance_url: str, data_url: str) -> dic
         "DESCRIPTOR_CATALOG_URL": data_url,
         "DESCRIPTOR_INDEX_URL": data_url,
         "DESCRIPTOR_CATALOG_MAPPING": "",
+        "DESCRIPTOR_DATA_DOCS_URL": "",
         "DESCRIPTOR_PIPELINE_DATA": str(home / "data"),
         "DESCRIPTOR_EXECUTOR": "celery",
         "DESCRIPTOR_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",

@@ -134,6 +134,7 @@ def scratch_env(root: Path) -> dict[str, str]:
         DESCRIPTOR_CATALOG_URL=f"sqlite:///{data / 'catalog.sqlite'}",
         DESCRIPTOR_INDEX_URL=f"sqlite:///{data / 'index.sqlite'}",
         DESCRIPTOR_CATALOG_MAPPING="",
+        DESCRIPTOR_DATA_DOCS_URL="",
         TMPDIR=str(tmp),
     )
     return env

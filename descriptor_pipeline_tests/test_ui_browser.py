@@ -134,7 +134,7 @@ def test_readme_ui_walkthrough_in_a_browser(
     store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
     seed_catalog(source.engine, source.config)
     with dg.DagsterInstance.get() as instance:
-        ranges = register_id_ranges(instance, max(source.max_ids().values()), RANGE_SIZE)
+        ranges = register_id_ranges(instance, source, RANGE_SIZE)
     album_keys = [f"{r.key}|album" for r in ranges]
     assert len(album_keys) == 3
     break_catalog(source)

@@ -59,7 +59,7 @@ def reconcile_partition(
     catalog_hash: dict[int, str] = {}
     for chunk in source.iter_chunks(partition.resource_type, partition.id_range, chunk_size):
         good, rejected = validate_raw(chunk.rows)
-        catalog_ids.update(int(i) for i in chunk.rows["resource_id"])
+        catalog_ids.update(int(r["resource_id"]) for r in chunk.rows)
         catalog_hash.update({int(r["resource_id"]): r["raw_hash"] for r in good})
         del rejected  # quarantined on purpose: not something to repair
     rid = partition.id_range
