@@ -303,6 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _outage(error: BaseException) -> BaseException | None:
+    """The connection error behind an exception, if a database or the Dagster instance's storage
+    could not be reached (dagster-postgres wraps it in its own exception after retrying)."""
+    from descriptor_pipeline.faults import is_transient
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if is_transient(seen) or type(seen).__name__ == "DagsterPostgresException":
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _default_env()
@@ -314,6 +327,18 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        cause = _outage(exc)
+        if cause is None:
+            raise
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        print(
+            f"descriptor-pipeline {args.command}: a database or the Dagster instance is "
+            f"unreachable ({type(cause).__name__}: {first[:200]}); nothing was lost, run it "
+            "again once it is back",
+            file=sys.stderr,
+        )
+        return 3
 
 
 if __name__ == "__main__":

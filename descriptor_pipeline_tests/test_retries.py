@@ -91,3 +91,33 @@ def test_the_instance_file_retries_runs_and_keys_the_per_type_limit_on_dagster_t
         ]
         assert config.pool_config.default_pool_limit == 2
     assert "concurrency:" not in (REPO / "dagster.postgres.storage.yaml").read_text()
+
+
+def test_the_cli_reports_an_unreachable_instance_in_one_line(tmp_path: Any) -> None:
+    """The Dagster instance's PostgreSQL is down: after dagster-postgres's own retry warnings,
+    one clear line and exit 3, no traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    write_instance_file(home, postgres=True)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_POSTGRES_URL": "postgresql+psycopg2://postgres@127.0.0.1:1/nothing",
+        "DESCRIPTOR_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.sqlite'}",
+        "DESCRIPTOR_INDEX_URL": f"sqlite:///{tmp_path / 'index.sqlite'}",
+    }
+    cli = str(Path(sys.executable).parent / "descriptor-pipeline")
+    subprocess.run([cli, "seed-demo"], env=env, check=True, capture_output=True, timeout=120)
+    done = subprocess.run(
+        [cli, "backfill"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 3, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    assert last.startswith("descriptor-pipeline backfill: a database or the Dagster instance")
+    assert "unreachable" in last and "DagsterPostgresException" in last
