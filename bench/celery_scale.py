@@ -34,7 +34,7 @@ from descriptor_pipeline.defs.resources import (
     PipelineSettings,
     QualitySettings,
 )
-from descriptor_pipeline.id_ranges import DescriptorPartition
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.refresh.tags import run_tags
 from descriptor_pipeline_tests.celery_cluster import Cluster, cluster_env, rabbitmqctl, wait_for
@@ -48,16 +48,9 @@ def _partitions(url: str, count: int) -> list[DescriptorPartition]:
     with dg.DagsterInstance.ephemeral() as instance:
         register_id_ranges(instance, open_catalog(url, None), RANGE_SIZE)
         keys = instance.get_dynamic_partitions("id_range")
-    source = open_catalog(url, None)
-    ranges = sorted(keys)
-    candidates = [DescriptorPartition("track", r) for r in _parse(ranges)]
-    return [p for p in candidates if p in source.occupied(candidates)][:count]
-
-
-def _parse(keys: list[str]) -> list[Any]:
-    from descriptor_pipeline.id_ranges import IdRange
-
-    return [IdRange.parse(k) for k in keys]
+    candidates = [DescriptorPartition("track", IdRange.parse(k)) for k in sorted(keys)]
+    occupied = open_catalog(url, None).occupied(candidates)  # one probe per range, once
+    return [p for p in candidates if p in occupied][:count]
 
 
 def _rows(url: str, partitions: list[DescriptorPartition]) -> int:

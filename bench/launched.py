@@ -35,10 +35,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -51,6 +50,7 @@ from descriptor_pipeline.refresh.queue import queue_depth
 from descriptor_pipeline.refresh.requests import submit_request
 from descriptor_pipeline.stages import partitions_with_rows
 from descriptor_pipeline.tables import refresh_requests
+from descriptor_pipeline_tests.processes import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -61,7 +61,6 @@ SENSORS = ("incremental_refresh_sensor", "refresh_queue_sensor")
 ACTIVE = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-T = TypeVar("T")
 
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name
   locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } } } } } } }"""
@@ -81,18 +80,6 @@ START_SENSOR = """mutation S($s: SensorSelector!) { startSensor(sensorSelector: 
   __typename ... on Error { message } } }"""
 SENSOR_CURSOR = """query C($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
   ... on Sensor { sensorState { typeSpecificData { ... on SensorData { lastCursor } } } } } }"""
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: list[Path]) -> T:
-    """Poll every 0.5 s (well below every interval measured); fail with the logs' tails."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    tails = "".join(f"\n--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{tails}")
 
 
 class GraphQL:
@@ -140,17 +127,6 @@ def start(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subproc
     """A dagster process in its own process group: stop() reaches its code servers and runs."""
     out = log.open("w")
     return subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=out, start_new_session=True)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def fresh_pg_database(

@@ -142,6 +142,23 @@ _POSTGRES_FUZZY = sa.text("""
     ORDER BY rank DESC LIMIT :limit""")
 
 
+def _params(
+    query: str, text: str, limit: int, resource_type: str | None, include_hidden: bool
+) -> dict[str, Any]:
+    """The bound parameters both dialects' queries take."""
+    return {
+        "query": query,
+        "exact": exact_text(text),
+        "limit": limit,
+        "resource_type": resource_type,
+        "include_hidden": include_hidden,
+    }
+
+
+def _over_budget(budget: float) -> SearchRefused:
+    return SearchRefused(f"search took longer than its {budget:g} s budget")
+
+
 def search_sqlite(
     engine: sa.Engine,
     text: str,
@@ -153,13 +170,7 @@ def search_sqlite(
     query = fts_query(text)
     if query is None:
         return []
-    params = {
-        "query": query,
-        "exact": exact_text(text),
-        "limit": limit,
-        "resource_type": resource_type,
-        "include_hidden": include_hidden,
-    }
+    params = _params(query, text, limit, resource_type, include_hidden)
     deadline = time.monotonic() + budget
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
@@ -169,7 +180,7 @@ def search_sqlite(
             rows = conn.execute(_SQLITE_SEARCH, params).all()
         except sa.exc.OperationalError as exc:
             if "interrupted" in str(exc.orig):
-                raise SearchRefused(f"search took longer than its {budget:g} s budget") from None
+                raise _over_budget(budget) from None
             raise
         finally:
             raw.set_progress_handler(None, 0)
@@ -188,12 +199,8 @@ def search_postgres(
     if query is None:
         return []
     params = {
-        "query": query,
-        "exact": exact_text(text),
-        "limit": limit,
+        **_params(query, text, limit, resource_type, include_hidden),
         "candidates": RANK_CANDIDATES,
-        "resource_type": resource_type,
-        "include_hidden": include_hidden,
     }
     with engine.connect() as conn, conn.begin():
         # the budget covers both statements; SET LOCAL ends with the transaction
@@ -205,7 +212,7 @@ def search_postgres(
             )
         except sa.exc.OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
-                raise SearchRefused(f"search took longer than its {budget:g} s budget") from None
+                raise _over_budget(budget) from None
             raise
     return [SearchHit.from_row(r) for r in rows]
 

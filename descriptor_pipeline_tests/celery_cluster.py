@@ -10,20 +10,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
+
+from descriptor_pipeline_tests.processes import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RABBIT = ("127.0.0.1", 5672)
 IN_CI = os.environ.get("CI", "").lower() == "true"
-T = TypeVar("T")
 
 
 def rabbit_or_skip() -> None:
@@ -33,9 +31,12 @@ def rabbit_or_skip() -> None:
         socket.create_connection(RABBIT, timeout=3).close()
     except OSError as exc:
         problem = f"RabbitMQ not reachable at {RABBIT[0]}:{RABBIT[1]}: {exc}"
-    if problem is None and subprocess.run(
-        ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, timeout=30
-    ).returncode:
+    if (
+        problem is None
+        and subprocess.run(
+            ["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, timeout=30
+        ).returncode
+    ):
         problem = "rabbitmqctl cannot reach the broker (it creates a vhost per test run)"
     if problem:
         if IN_CI:
@@ -45,32 +46,6 @@ def rabbit_or_skip() -> None:
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: list[Path]) -> T:
-    """Poll until probe returns something truthy; fail with the tails of the logs otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.3)
-    tails = "\n".join(f"--- {p.name} ---\n{p.read_text(errors='replace')[-3000:]}" for p in logs)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    """Signal a process group started with start_new_session; SIGKILL it if it lingers."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass
@@ -90,8 +65,7 @@ class Cluster:
         name = f"{queue}-{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}"
         log = self.log(name)
         self.workers[name] = subprocess.Popen(
-            ["bash", str(REPO / "scripts/celery_workers.sh"), "run", queue, name,
-             str(concurrency)],
+            ["bash", str(REPO / "scripts/celery_workers.sh"), "run", queue, name, str(concurrency)],
             cwd=REPO,
             env={**self.env, **(extra_env or {})},
             stdout=log.open("w"),
@@ -108,18 +82,36 @@ class Cluster:
         wait_for(f"worker {name}", ready, 90, [log])
         return name
 
-    def launch(self, name: str, tags: dict[str, str], job: str = "refresh_descriptors",
-               config: dict[str, object] | None = None) -> subprocess.Popen[bytes]:
+    def launch(
+        self,
+        name: str,
+        tags: dict[str, str],
+        job: str = "refresh_descriptors",
+        config: dict[str, object] | None = None,
+    ) -> subprocess.Popen[bytes]:
         """A run process (`dagster job execute`) whose steps go to the Celery workers."""
-        args = [str(BIN / "dagster"), "job", "execute", "-m", "descriptor_pipeline.definitions",
-                "-j", job, "--tags", json.dumps(tags)]
+        args = [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "descriptor_pipeline.definitions",
+            "-j",
+            job,
+            "--tags",
+            json.dumps(tags),
+        ]
         if config is not None:
             path = self.home / f"{name}.json"
             path.write_text(json.dumps(config))
             args += ["-c", str(path)]
         proc = subprocess.Popen(
-            args, cwd=REPO, env=self.env, stdout=self.log(name).open("w"),
-            stderr=subprocess.STDOUT, start_new_session=True,
+            args,
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log(name).open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.runs.append(proc)
         return proc

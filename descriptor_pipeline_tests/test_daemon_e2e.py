@@ -13,10 +13,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import dagster as dg
 import pytest
@@ -28,22 +26,10 @@ from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.refresh.changes import IncrementalCursor, bootstrap_position
 from descriptor_pipeline.refresh.tags import TAG_MODE
+from descriptor_pipeline_tests.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 SENSOR = "incremental_refresh_sensor"
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, log: Path) -> T:
-    """Poll until probe returns something truthy; fail with the daemon's log otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n--- daemon log ---\n{tail}")
 
 
 def dagster_cli(home: Path, *args: str) -> None:
@@ -100,7 +86,7 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
             start_new_session=True,
         )
         try:
-            wait_for("the sensor's first tick", first_tick, 90, log)
+            wait_for("the sensor's first tick", first_tick, 90, [log])
             table = source.resource_table("artist")
             changed_at = datetime.now(UTC)
             with source.engine.begin() as conn:
@@ -115,7 +101,7 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
                 document = store.document("artist", 5)
                 return bool(document and document["name"] == "Daemon Renamed Ωmega")
 
-            wait_for("the index to reflect the change", published, 120, log)
+            wait_for("the index to reflect the change", published, 120, [log])
             latency = time.monotonic() - started
 
             def finished() -> list[dg.RunRecord] | None:
@@ -126,7 +112,7 @@ def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
                 return records if done else None
 
             # the run goes on after publishing (asset checks): let it finish before stopping
-            runs = wait_for("the run to finish", finished, 60, log)
+            runs = wait_for("the run to finish", finished, 60, [log])
         finally:
             os.killpg(daemon.pid, signal.SIGTERM)
             try:

@@ -29,6 +29,7 @@ from descriptor_pipeline.defs.partitions import register_id_ranges
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline_tests.conftest import IN_CI, REPO
+from descriptor_pipeline_tests.processes import stop, wait_for
 from descriptor_pipeline_tests.test_webserver_e2e import (
     ALBUM_TABLE,
     ALBUM_TABLE_AWAY,
@@ -40,8 +41,6 @@ from descriptor_pipeline_tests.test_webserver_e2e import (
     published_ids,
     rename_table,
     start,
-    stop,
-    wait_for,
 )
 
 pytestmark = pytest.mark.browser

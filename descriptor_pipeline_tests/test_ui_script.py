@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 from descriptor_pipeline_tests.conftest import REPO
-from descriptor_pipeline_tests.test_webserver_e2e import GraphQL, free_port, wait_for
+from descriptor_pipeline_tests.processes import wait_for
+from descriptor_pipeline_tests.test_webserver_e2e import GraphQL, free_port
 
 
 def session_processes(session_id: int) -> list[str]:

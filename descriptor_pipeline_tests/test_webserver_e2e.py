@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
-import pytest
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
@@ -33,6 +30,7 @@ from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import IdRange
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.tables import descriptor_index, normalized_descriptors
+from descriptor_pipeline_tests.processes import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -46,7 +44,6 @@ ASSETS = [
 ALBUM_TABLE, ALBUM_TABLE_AWAY = "music_album", "music_album_migrating"
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 FINISHED_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
-T = TypeVar("T")
 
 LAUNCH_BACKFILL = """
 mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
@@ -130,25 +127,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def tails(logs: list[Path]) -> str:
-    return "".join(
-        f"\n--- {log.name} ---\n{log.read_text(errors='replace')[-3000:]}"
-        for log in logs
-        if log.exists()
-    )
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, logs: list[Path]) -> T:
-    """Poll until probe returns something truthy; fail with the processes' logs otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{tails(logs)}")
 
 
 class GraphQL:
@@ -269,19 +247,6 @@ def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL it if it does not exit in time."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def test_ui_backfill_then_reexecute_the_failed_partition_from_failure(home: Path) -> None:

@@ -105,6 +105,22 @@ def _spec(
     )
 
 
+def _chain_asset(
+    spec: dg.AssetSpec, check_specs: list[dg.AssetCheckSpec], pool: str
+) -> Callable[..., dg.AssetsDefinition]:
+    """What the three assets share: the partitions, the retry and backfill policies, subsetting
+    (a run may deselect the checks), and their checks and pool."""
+    return dg.multi_asset(
+        specs=[spec],
+        pool=pool,
+        partitions_def=descriptor_partitions,
+        retry_policy=transient_retry,
+        backfill_policy=backfill_policy,
+        check_specs=check_specs,
+        can_subset=True,
+    )
+
+
 def scope_of(context: dg.AssetExecutionContext) -> frozenset[int] | None:
     """A refresh sensor that knows which ids changed tags the run with them (descriptor/ids):
     the run then reads and writes only those rows of the partition."""
@@ -214,21 +230,15 @@ def _run(
     yield from _selected(context, results)
 
 
-@dg.multi_asset(
-    specs=[
-        _spec(
-            "raw_descriptors",
-            "Catalog rows of the range with their linked rows' names.",
-            ["sql"],
-            code_version=f"schema-{SCHEMA_VERSION}",
-        )
-    ],
-    pool=CATALOG_POOL,
-    partitions_def=descriptor_partitions,
-    retry_policy=transient_retry,
-    backfill_policy=backfill_policy,
-    check_specs=checks.raw_checks,
-    can_subset=True,
+@_chain_asset(
+    _spec(
+        "raw_descriptors",
+        "Catalog rows of the range with their linked rows' names.",
+        ["sql"],
+        code_version=f"schema-{SCHEMA_VERSION}",
+    ),
+    checks.raw_checks,
+    CATALOG_POOL,
 )
 def raw_descriptors(
     context: dg.AssetExecutionContext,
@@ -248,23 +258,17 @@ def raw_descriptors(
     )
 
 
-@dg.multi_asset(
-    specs=[
-        _spec(
-            "normalized_descriptors",
-            "Canonical descriptors: every field with its provenance and normalization rules.",
-            ["pandas", "sql"],
-            code_version=NORMALIZATION_VERSION,
-            deps=["raw_descriptors"],
-            metadata={"dagster/column_schema": normalized_column_schema()},
-        )
-    ],
-    pool=WRITER_POOL,
-    partitions_def=descriptor_partitions,
-    retry_policy=transient_retry,
-    backfill_policy=backfill_policy,
-    check_specs=checks.normalized_checks,
-    can_subset=True,
+@_chain_asset(
+    _spec(
+        "normalized_descriptors",
+        "Canonical descriptors: every field with its provenance and normalization rules.",
+        ["pandas", "sql"],
+        code_version=NORMALIZATION_VERSION,
+        deps=["raw_descriptors"],
+        metadata={"dagster/column_schema": normalized_column_schema()},
+    ),
+    checks.normalized_checks,
+    WRITER_POOL,
 )
 def normalized_descriptors(
     context: dg.AssetExecutionContext,
@@ -284,29 +288,21 @@ def normalized_descriptors(
         lambda p: _validator(
             context, "normalized", p.resource_type, normalization.genre_vocabulary, True
         ),
-        lambda work: checks.normalized_results(
-            context.run.run_id, work, store, source, quality
-        ),
+        lambda work: checks.normalized_results(context.run.run_id, work, store, source, quality),
         lambda partitions: store.count_rows(tables.normalized_descriptors, partitions),
     )
 
 
-@dg.multi_asset(
-    specs=[
-        _spec(
-            "descriptor_index",
-            "The published search index: one document per resource.",
-            ["sql"],
-            code_version=f"{NORMALIZATION_VERSION}-document-{DOCUMENT_VERSION}",
-            deps=["normalized_descriptors"],
-        )
-    ],
-    pool=WRITER_POOL,
-    partitions_def=descriptor_partitions,
-    retry_policy=transient_retry,
-    backfill_policy=backfill_policy,
-    check_specs=checks.index_checks,
-    can_subset=True,
+@_chain_asset(
+    _spec(
+        "descriptor_index",
+        "The published search index: one document per resource.",
+        ["sql"],
+        code_version=f"{NORMALIZATION_VERSION}-document-{DOCUMENT_VERSION}",
+        deps=["normalized_descriptors"],
+    ),
+    checks.index_checks,
+    WRITER_POOL,
 )
 def descriptor_index(
     context: dg.AssetExecutionContext,
