@@ -67,7 +67,13 @@ C, K, L, E, S = Source.CUSTOM, Source.CATALOG, Source.LINKS, Source.ENRICHMENT, 
 TEXT_RULES = ("nfkc", "control_chars", "whitespace")
 NAME_RULES = (*TEXT_RULES, "name_length")
 LIST_RULES = (*TEXT_RULES, "casefold_dedupe", "list_length")
-DESCRIPTION_RULES = ("strip_html", "lastfm_boilerplate", *TEXT_RULES, "description_length")
+DESCRIPTION_RULES = (
+    "strip_html",
+    "strip_markup",
+    "lastfm_boilerplate",
+    *TEXT_RULES,
+    "description_length",
+)
 _TAG_SOURCES = (_p(C, "tags"), _p(E, "tags[].name"), _p(S, "genres"))
 
 
