@@ -155,11 +155,9 @@ def _parse_json(text: Any) -> Any:
     return orjson.loads(text) if isinstance(text, str | bytes) else text
 
 
-def normalize_row(
-    resource_type: str, row: dict[str, Any], ctx: NormalizationContext
-) -> dict[str, Any]:
-    """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
-    sources = RowSources(
+def row_sources(row: dict[str, Any]) -> RowSources:
+    """The parsed documents of a raw row (JSON text parsed once), keyed by source."""
+    return RowSources(
         {
             Source.CUSTOM: _parse_json(row.get("custom_data")),
             Source.CATALOG: {"name": None if is_missing(row.get("name")) else row.get("name")},
@@ -168,6 +166,13 @@ def normalize_row(
             Source.SPOTIFY: _parse_json(row.get("spotify_data")),
         }
     )
+
+
+def normalize_row(
+    resource_type: str, row: dict[str, Any], ctx: NormalizationContext
+) -> dict[str, Any]:
+    """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
+    sources = row_sources(row)
     for source in (Source.CUSTOM, Source.ENRICHMENT, Source.SPOTIFY):
         doc = sources.documents[source]
         if doc is not None and not isinstance(doc, dict):

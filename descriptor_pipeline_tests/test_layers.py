@@ -13,7 +13,7 @@ LAYERS: list[set[str]] = [
     {"schema", "rules", "tables", "search", "store_engine", "catalog_config"},
     {"normalization", "documents", "catalog", "index_store_postgres", "partition_ledger"},
     {"index_store", "schema_doc", "demo"},
-    {"quality", "stages", "raw_stage", "refresh"},
+    {"quality", "stages", "raw_stage", "refresh", "dry_run"},
     {"defs", "celery_app", "cli", "definitions"},
 ]
 DOMAIN = {"schema", "rules", "normalization", "documents", "id_ranges", "values", "rejections"}
