@@ -53,11 +53,21 @@ class CatalogConfig(BaseModel):
         table="music_track_artists", from_column="track_id", to_column="artist_id"
     )
 
+    # The JSON columns' payload shapes (`source_profiles.py`): shipped profile names
+    # (`discogs`) or YAML files, relative to this file. Empty: the defaults of `schema.py`.
+    source_profiles: list[str] = []
+
     @classmethod
     def from_file(cls, path: str | Path | None) -> CatalogConfig:
         if not path:
             return cls()
-        return cls.model_validate(json.loads(Path(path).read_text()))
+        config = cls.model_validate(json.loads(Path(path).read_text()))
+        here = Path(path).resolve().parent
+        config.source_profiles = [
+            str(here / p) if Path(p).suffix and not Path(p).is_absolute() else p
+            for p in config.source_profiles
+        ]
+        return config
 
     def resource(self, resource_type: str) -> ResourceTable:
         return getattr(self, resource_type)

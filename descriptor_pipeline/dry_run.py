@@ -17,8 +17,9 @@ from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.normalization import RowSources, normalize_rows, row_sources
 from descriptor_pipeline.raw_stage import validate_raw
 from descriptor_pipeline.rejections import RejectedValue
-from descriptor_pipeline.rules import GenreVocabulary, NormalizationContext
-from descriptor_pipeline.schema import SourcePath, fields_of
+from descriptor_pipeline.rules import NormalizationContext
+from descriptor_pipeline.schema import SourcePath
+from descriptor_pipeline.stages import normalization_context
 
 EXAMPLES_PER_FIELD = 3
 EXCERPT_CHARS = 120
@@ -63,11 +64,12 @@ def profile_rows(
     valid, raw_rejections = validate_raw([dict(r) for r in rows])
     records, rejections = normalize_rows(resource_type, valid, context)
     by_id = {int(r["resource_id"]): r for r in valid}
-    profiles = {spec.name: FieldProfile(spec.name) for spec in fields_of(resource_type)}
+    specs = context.fields[resource_type]
+    profiles = {spec.name: FieldProfile(spec.name) for spec in specs}
     for record in records:  # rows that normalized: their documents parse
         sources = row_sources(by_id[int(record["resource_id"])])
         provenance = orjson.loads(record["provenance"])
-        for spec in fields_of(resource_type):
+        for spec in specs:
             profile = profiles[spec.name]
             for where in spec.sources:
                 try:
@@ -160,7 +162,7 @@ def profile_catalog(
     """Sample each resource type (oldest and newest ids) and profile it; reads only."""
     if not 1 <= sample <= MAX_SAMPLE:
         raise ValueError(f"sample must be between 1 and {MAX_SAMPLE} rows, got {sample}")
-    context = NormalizationContext(GenreVocabulary.from_names(source.genre_names()))
+    context = normalization_context(source)
     report = {}
     for resource_type in resource_types:
         ids = source.sample_ids(resource_type, sample)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -18,7 +18,7 @@ from typing import Any, Literal
 from selectolax.lexbor import LexborHTMLParser
 
 from descriptor_pipeline.rejections import RejectedValue
-from descriptor_pipeline.schema import SCHEMA_VERSION
+from descriptor_pipeline.schema import FIELDS, SCHEMA_VERSION, FieldSpec
 
 NAME_MAX_CHARS = 512
 DESCRIPTION_MAX_CHARS = 2000
@@ -28,9 +28,12 @@ INT_MAX = 10**12
 
 @dataclass(frozen=True)
 class NormalizationContext:
-    """What normalization needs besides the row: the genre tree's vocabulary."""
+    """What normalization needs besides the row: the genre tree's vocabulary, and the fields
+    with the catalog's source profiles applied (`source_profiles.py`)."""
 
     genre_vocabulary: GenreVocabulary
+    fields: Mapping[str, tuple[FieldSpec, ...]] = field(default_factory=lambda: FIELDS)
+    profiles_fingerprint: str = ""  # "" without profiles: input hashes stay as they were
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class SourcePath:
 
     source: Source
     path: str
+    profile: str | None = None  # "discogs@1" when a source profile put the path here
 
     def __str__(self) -> str:
         return f"{self.source.value}.{self.path}"

@@ -27,6 +27,8 @@ from descriptor_pipeline.index_store import IndexStore, SyncCounts
 from descriptor_pipeline.normalization import input_hash, normalize_rows
 from descriptor_pipeline.rules import GenreVocabulary, NormalizationContext
 from descriptor_pipeline.schema import fields_of
+from descriptor_pipeline.source_profiles import apply_profiles, load_profile
+from descriptor_pipeline.source_profiles import fingerprint as profiles_fingerprint
 from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
 
 # Receives, per chunk, the rows a stage writes (new or changed), while they are still in memory:
@@ -126,7 +128,13 @@ def within(existing: dict[int, str], scope: set[int] | None) -> dict[int, str]:
 
 
 def normalization_context(source: CatalogSource) -> NormalizationContext:
-    return NormalizationContext(GenreVocabulary.from_names(source.genre_names()))
+    """The genre vocabulary and the fields with the catalog's source profiles applied."""
+    profiles = [load_profile(name) for name in source.config.source_profiles]
+    return NormalizationContext(
+        GenreVocabulary.from_names(source.genre_names()),
+        apply_profiles(profiles),
+        profiles_fingerprint(profiles),
+    )
 
 
 def _stored_normalized_rows(
