@@ -56,10 +56,13 @@ class CatalogSource:
             columns = [
                 sa.Column(cfg.id_column, sa.BigInteger, primary_key=True),
                 sa.Column(cfg.name_column, sa.Text),
-                sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)),
-                sa.Column(cfg.spotify_column, sa.Text),
-                sa.Column(cfg.enrichment_column, sa.Text),
-                sa.Column(cfg.custom_column, sa.Text),
+            ]
+            if cfg.updated_at_column:
+                columns.append(sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)))
+            columns += [
+                sa.Column(c, sa.Text)
+                for c in (cfg.spotify_column, cfg.enrichment_column, cfg.custom_column)
+                if c
             ]
             if resource_type == "genre" and self.config.genre_parent_column:
                 columns.append(sa.Column(self.config.genre_parent_column, sa.BigInteger))
@@ -161,18 +164,25 @@ class CatalogSource:
         t = self.resource_table(resource_type)
         cfg = self.config.resource(resource_type)
         id_col = t.c[cfg.id_column]
-        updated_at = t.c[cfg.updated_at_column]
-        if self.engine.dialect.name == "sqlite":
+
+        def text(column: str | None) -> Any:  # an absent column reads as NULL
+            return sa.cast(t.c[column] if column else sa.null(), sa.Text)
+
+        if cfg.updated_at_column is None:
+            updated_at: Any = text(None)
+        elif self.engine.dialect.name == "sqlite":
             # as stored: SQLite keeps any text there, and one unparseable value must not fail
             # the page at fetch time (the raw stage quarantines that row)
-            updated_at = sa.cast(updated_at, sa.Text)
+            updated_at = text(cfg.updated_at_column)
+        else:
+            updated_at = t.c[cfg.updated_at_column]
         select = sa.select(
             id_col.label("resource_id"),
             updated_at.label("source_updated_at"),
             t.c[cfg.name_column].label("name"),
-            sa.cast(t.c[cfg.spotify_column], sa.Text).label("spotify_data"),
-            sa.cast(t.c[cfg.enrichment_column], sa.Text).label("enrichment_data"),
-            sa.cast(t.c[cfg.custom_column], sa.Text).label("custom_data"),
+            text(cfg.spotify_column).label("spotify_data"),
+            text(cfg.enrichment_column).label("enrichment_data"),
+            text(cfg.custom_column).label("custom_data"),
         )
         return select, id_col
 

@@ -156,3 +156,19 @@ def fingerprint(profiles: Sequence[SourceProfile]) -> str:
     """Changes when any profile's content does: part of every row's input hash."""
     text = "|".join(p.model_dump_json() for p in profiles)
     return hashlib.sha256(text.encode()).hexdigest()[:16] if profiles else ""
+
+
+def resolve(
+    names_by_type: Mapping[str, Sequence[str]],
+) -> tuple[dict[str, tuple[FieldSpec, ...]], str]:
+    """Each type's fields with its own profiles applied (a catalog may hold Discogs releases
+    and MusicBrainz recordings), and one fingerprint of the whole assignment."""
+    loaded = {n: load_profile(n) for names in names_by_type.values() for n in names}
+    fields = dict(FIELDS)
+    parts = []
+    for resource_type, names in sorted(names_by_type.items()):
+        profiles = [loaded[n] for n in names]
+        fields[resource_type] = apply_profiles(profiles)[resource_type]
+        if profiles:
+            parts.append(f"{resource_type}:{fingerprint(profiles)}")
+    return fields, hashlib.sha256("|".join(parts).encode()).hexdigest()[:16] if parts else ""
