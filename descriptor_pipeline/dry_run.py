@@ -110,7 +110,8 @@ def profile_rows(
     return {
         "rows_sampled": len(rows),
         "rows_normalized": len(records),
-        "rows_refused": len(refused),
+        "rows_refused": sum(r["stage"] != "field" for r in refused),
+        "rows_with_fields_dropped": sum(r["stage"] == "field" for r in refused),
         "fields": {name: p.as_dict(len(records)) for name, p in profiles.items()},
         "refused": refused,
     }
@@ -139,7 +140,8 @@ def render(report: dict[str, dict[str, Any]]) -> str:
     for resource_type, part in report.items():
         lines.append(
             f"== {resource_type}: {part['rows_sampled']} sampled, {part['rows_normalized']} "
-            f"normalized, {part['rows_refused']} refused"
+            f"normalized, {part['rows_refused']} refused, "
+            f"{part['rows_with_fields_dropped']} published without a bad field"
         )
         for name, f in part["fields"].items():
             sources = ", ".join(f"{p} {v:.0%}" for p, v in f["source_coverage"].items()) or "-"

@@ -192,15 +192,44 @@ def normalize_row(
             )
     out: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
+    dropped: list[tuple[str, RejectedValue]] = []
     for spec in ctx.fields[resource_type]:
-        value, origin = _normalize_field(spec, sources, ctx)
+        try:
+            value, origin = _normalize_field(spec, sources, ctx)
+        except RejectedValue as exc:
+            if spec.name == "name":  # the one field a document cannot do without
+                raise
+            dropped.append((spec.name, exc))  # the field goes; the resource is still published
+            value, origin = EMPTY[spec.kind], None
         out[spec.name] = value
         if origin is not None:
             provenance[spec.name] = origin
     if not out.get("name"):
         raise RejectedValue("required:name", "no usable name in any source", row.get("name"))
     out["provenance"] = provenance
+    out["dropped"] = dropped
     return out
+
+
+# What a dropped field holds: what it holds when no source has a value.
+EMPTY: dict[str, Any] = {"text": None, "text_list": [], "int": None, "flag": False}
+
+
+def _as_stored(value: Any) -> str | None:
+    """A rejected value as the quarantine keeps it: text as is, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=str).decode()
+
+
+def dropped_fields(resource_id: int, dropped: list[tuple[str, RejectedValue]]) -> Rejection:
+    """One quarantine row (stage `field`) for the fields a published resource lost: the
+    first field's rule and value, every field's reason."""
+    field, first = dropped[0]
+    reason = "; ".join(f"{name}: {exc.reason}" for name, exc in dropped)
+    return Rejection(
+        resource_id, "field", f"{field}:{first.rule}", reason, _as_stored(first.raw_value)
+    )
 
 
 def content_hash(payload: dict[str, Any]) -> str:
@@ -219,7 +248,8 @@ def normalize_rows(
     resource_type: str, raw: Iterable[dict[str, Any]], ctx: NormalizationContext
 ) -> tuple[list[dict[str, Any]], list[Rejection]]:
     """Normalize a chunk of raw rows; bad rows become rejections, the rest canonical records
-    (the schema's fields as plain values, provenance as JSON text, the content hash).
+    (the schema's fields as plain values, provenance as JSON text, the content hash). A row
+    that lost only some fields is a record AND a rejection of stage `field`.
 
     Plain dicts in and out: the chunk stays in one shape from the stage table to the stage
     table (a pandas and Arrow round trip here cost 15% of a backfill).
@@ -232,21 +262,16 @@ def normalize_rows(
         try:
             values = normalize_row(resource_type, row, ctx)
         except RejectedValue as exc:
-            raw_value = (
-                exc.raw_value
-                if isinstance(exc.raw_value, str)
-                else (
-                    orjson.dumps(exc.raw_value, default=str).decode()
-                    if exc.raw_value is not None
-                    else None
-                )
+            rejections.append(
+                Rejection(resource_id, "normalize", exc.rule, exc.reason, _as_stored(exc.raw_value))
             )
-            rejections.append(Rejection(resource_id, "normalize", exc.rule, exc.reason, raw_value))
             continue
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             rejections.append(Rejection(resource_id, "normalize", "unexpected", repr(exc), None))
             continue
         provenance = values.pop("provenance")
+        if values["dropped"]:
+            rejections.append(dropped_fields(resource_id, values["dropped"]))
         record = {
             "resource_type": resource_type,
             "resource_id": resource_id,

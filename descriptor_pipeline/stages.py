@@ -43,6 +43,7 @@ class StageReport:
     partition_key: str
     counts: SyncCounts = field(default_factory=SyncCounts)
     rejected: int = 0
+    fields_dropped: int = 0  # resources published without one or more bad fields
     quarantined: int = 0
     withdrawn: int = 0
     chunks: int = 0
@@ -64,6 +65,7 @@ class StageReport:
         for report in reports:
             out.counts.add(report.counts)
             out.rejected += report.rejected
+            out.fields_dropped += report.fields_dropped
             out.quarantined += report.quarantined
             out.withdrawn += report.withdrawn
             out.chunks += report.chunks
@@ -88,6 +90,7 @@ class StageReport:
             "rows_deleted": c.deleted,
             "rows_written": c.written,
             "rows_rejected": self.rejected,
+            "rows_with_fields_dropped": self.fields_dropped,
             "quarantined_total": self.quarantined,
             "rows_withdrawn": self.withdrawn,
             "chunks": self.chunks,
@@ -215,7 +218,9 @@ def normalize_partition(
             )
             hashes = {int(r["resource_id"]): input_hash(r["raw_hash"], context) for r in raw}
             todo = [r for r in raw if existing.get(r["resource_id"]) != hashes[r["resource_id"]]]
-            records, rejections = normalize_rows(resource_type, todo, context)
+            records, refused = normalize_rows(resource_type, todo, context)
+            rejections = [r for r in refused if r.stage == "normalize"]
+            fields = [r for r in refused if r.stage == "field"]  # published without them
             rows = _stored_normalized_rows(resource_type, records, hashes)
             todo_ids = {int(r["resource_id"]) for r in todo}
             skipped = set(hashes) - todo_ids
@@ -229,20 +234,15 @@ def normalize_partition(
                 keep_ids=skipped | {r.resource_id for r in rejections},
                 existing=existing,
             )
-            store.record_rejections(
-                conn,
-                partition,
-                "normalize",
-                span,
-                rejections,
-                resolved_ids=todo_ids,
-            )
+            for stage, found in (("normalize", rejections), ("field", fields)):
+                store.record_rejections(conn, partition, stage, span, found, resolved_ids=todo_ids)
         if observe is not None:
             observe(rows)
         counts.read = len(raw)
         counts.unchanged += len(skipped)
         report.counts.add(counts)
         report.rejected += len(rejections)
+        report.fields_dropped += len(fields)
         report.chunks += 1
     report.quarantined = store.count_quarantined(partition.key, "normalize")
     report.seconds = time.perf_counter() - started

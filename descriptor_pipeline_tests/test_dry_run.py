@@ -90,11 +90,12 @@ def test_the_demo_catalog_profiled_from_the_cli_reads_only(
     assert set(report) == {"genre", "artist", "album", "track"}
     # the newest ids are sampled too: that is where the injected bad rows are
     rules = {r["rule"] for part in report.values() for r in part["refused"]}
-    assert {"json_parse:spotify_data", "int_range@1", "name_length@1"} <= rules
+    assert {"json_parse:spotify_data", "popularity:int_range@1", "name_length@1"} <= rules
     for part in report.values():
         assert part["rows_sampled"] == 40
         assert part["rows_normalized"] + part["rows_refused"] == 40
         assert part["fields"]["name"]["coverage"] == 1.0
+    assert report["album"]["rows_with_fields_dropped"] == 1  # published without popularity
     text = cli.main(["profile", "--sample", "5", "--type", "album"])
     assert text == 0 and "== album: 5 sampled" in capsys.readouterr().out
 

@@ -117,6 +117,11 @@ def _create(engine: sa.Engine) -> None:
                         {"year": 1990, "artists": [{"name": "An Artist Not In The Catalog"}]}
                     ),
                 },
+                {  # a year that is not a year: the field goes, the release is published
+                    "id": 22,
+                    "title": "Odd Year",
+                    "discogs": doc({"year": "Single", "labels": [{"name": "Parlophone"}]}),
+                },
             ],
         )
         insert(
@@ -186,7 +191,7 @@ def test_the_other_catalog_is_indexed_through_the_assets(other: Deployment) -> N
     }
     docs = {k: _values(d) for k, d in _documents(other).items()}
     assert set(docs) == {"genre:1", "genre:2", "artist:10", "artist:11", "album:20",
-                         "album:21", "track:30"}  # fmt: skip
+                         "album:21", "album:22", "track:30"}  # fmt: skip
     assert docs["artist:10"]["aliases"] == ["R. Astley", "Richard Paul Astley"]
     assert docs["artist:10"]["description"] == "English singer. Produced by Stock Aitken Waterman."
     album = docs["album:20"]
@@ -195,6 +200,14 @@ def test_the_other_catalog_is_indexed_through_the_assets(other: Deployment) -> N
     assert album["genres"] == ["Synth-pop"] and album["tags"] == ["Euro House", "Pop"]
     assert album["description"] == "First album."
     assert docs["album:21"]["artists"] == ["An Artist Not In The Catalog"]  # credit kept
+    assert docs["album:22"] == {"name": "Odd Year", "label": "Parlophone"}
+    (dropped,) = other.store.quarantine_rows().itertuples()
+    assert (dropped.resource_id, dropped.stage, dropped.rule) == (
+        22,
+        "field",
+        "release_year:year@1",
+    )
+    assert dropped.raw_value == "Single" and "'Single'" in dropped.reason
     track = docs["track:30"]  # a MusicBrainz recording: its own profile
     assert track["artists"] == ["Rick Astley"] and track["album"] == "Whenever You Need Somebody"
     assert (track["isrc"], track["duration_ms"]) == ("GBARL9300135", 213000)
@@ -207,8 +220,9 @@ def test_a_type_without_updated_at_is_not_scanned_and_the_dry_run_reads_it(
     changes, position = scan_changes(source, "album", None)
     assert (changes, position) == ([], None)
     report = profile_catalog(source, ["album", "artist"], 10)
-    assert report["album"]["rows_normalized"] == 2
+    assert report["album"]["rows_normalized"] == 3
+    assert report["album"]["rows_with_fields_dropped"] == 1
     assert report["album"]["fields"]["label"]["source_coverage"] == {
-        "enrichment_data.labels[].name": 0.5
+        "enrichment_data.labels[].name": 0.667
     }
     assert report["artist"]["fields"]["aliases"]["coverage"] == 0.5
