@@ -116,6 +116,26 @@ class Cluster:
         self.runs.append(proc)
         return proc
 
+    @property
+    def vhost(self) -> str:
+        return self.env["DESCRIPTOR_CELERY_BROKER"].rsplit("/", 1)[1]
+
+    def resume(self, name: str, parent_run_id: str) -> subprocess.Popen[bytes]:
+        """Re-execute a failed run from failure, in a process of its own whose steps go to the
+        workers: what the UI's *Re-execute from failure* and `run_retries` do (same strategy,
+        the parent's tags and config)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "descriptor_pipeline_tests.celery_cluster", "resume",
+             parent_run_id],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log(name).open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.runs.append(proc)
+        return proc
+
     def close(self) -> None:
         for proc in [*self.runs, *self.workers.values()]:
             stop(proc, signal.SIGKILL if proc in self.runs else signal.SIGTERM)
@@ -137,3 +157,39 @@ def cluster_env(home: Path, vhost: str, instance_url: str, data_url: str) -> dic
         "DESCRIPTOR_EXECUTOR": "celery",
         "DESCRIPTOR_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
     }
+
+
+def resume_from_failure(parent_run_id: str) -> bool:
+    """Re-execute `parent_run_id` from failure on the instance in DAGSTER_HOME."""
+    import dagster as dg
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.plan.state import KnownExecutionState
+
+    with dg.DagsterInstance.get() as instance:
+        parent = instance.get_run_by_id(parent_run_id)
+        assert parent is not None, parent_run_id
+        steps, _ = KnownExecutionState.build_resume_retry_reexecution(instance, parent)
+        if not steps:
+            # every step finished on a worker after the run process had failed: Dagster
+            # refuses an empty re-execution ("in-memory io managers"), and there is nothing to do
+            print(f"nothing to resume: every step of {parent_run_id} succeeded")
+            return True
+        job = ReconstructableRepository.for_module(
+            "descriptor_pipeline.definitions", "defs", str(REPO)
+        ).get_reconstructable_job(parent.job_name)
+        tags = {k: v for k, v in parent.tags.items()
+                if k not in ("dagster/parent_run_id", "dagster/root_run_id")}
+        result = dg.execute_job(
+            job,
+            instance,
+            run_config=parent.run_config,
+            tags=tags,
+            reexecution_options=dg.ReexecutionOptions.from_failure(parent_run_id, instance),
+        )
+        print(f"resumed {parent_run_id} as {result.run_id}: success={result.success}")
+        return result.success
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["resume"]:
+        sys.exit(0 if resume_from_failure(sys.argv[2]) else 1)

@@ -259,3 +259,111 @@ def test_a_worker_with_other_code_is_refused(cluster: tuple[Cluster, dg.DagsterI
     assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
     assert "runs descriptor_pipeline code version older-release" in c.log("stale").read_text()
     assert open_store(c.env["DESCRIPTOR_INDEX_URL"]).document("artist", 1) is None
+
+
+def materializations(
+    instance: dg.DagsterInstance, asset: str
+) -> dict[str, list[dg.EventLogRecord]]:
+    """The materializations of `asset` by partition, oldest first."""
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+    out: dict[str, list[dg.EventLogRecord]] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        out.setdefault(record.partition_key or "", []).append(record)
+    return out
+
+
+def rows_written(record: dg.EventLogRecord) -> int:
+    materialization = record.asset_materialization
+    assert materialization is not None
+    return int(materialization.metadata["rows_written"].value)  # type: ignore[arg-type]
+
+
+def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them(
+    cluster: tuple[Cluster, dg.DagsterInstance], pg_url: str
+) -> None:
+    c, instance = cluster
+    workers = [c.start_worker("bulk"), c.start_worker("bulk")]
+    types = ["genre", "artist", "album", "track"]
+    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
+    table = open_catalog(data_url, None).resource_table("track").name
+    # the track partition's raw step blocks inside its catalog read, so a step is mid-flight on
+    # a worker when the broker goes, while the other worker works through the other partitions
+    locker = sa.create_engine(data_url)
+    conn = locker.connect()
+    tx = conn.begin()
+    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+    try:
+        procs = {t: c.launch(f"run-{t}", partition_tags(t, "full")) for t in types}
+        logs = [*(c.log(f"run-{t}") for t in types), *(c.log(w) for w in workers)]
+
+        def midway() -> bool:
+            received = any(re.search(r"Task execute_plan\[\S+\] received",
+                                     c.log(w).read_text(errors="replace")) for w in workers)
+            return received and sum(executed_tasks(c, w) for w in workers) >= 3
+
+        wait_for("the backfill to be under way", midway, 120, logs)
+        done_before = sum(executed_tasks(c, w) for w in workers)
+        # the broker goes away: no connection to the vhost is accepted, the open ones are closed
+        rabbitmqctl("set_vhost_limits", "-p", c.vhost, '{"max-connections": 0}')
+        cut = time.monotonic()
+        rabbitmqctl("close_all_connections", "--vhost", c.vhost, "test: broker gone")
+        for t, proc in procs.items():  # a clear failure within seconds, not a hang
+            wait_for(f"run {t} to end without its broker", lambda p=proc: p.poll() is not None,
+                     60, logs)
+        ended = time.monotonic() - cut
+    finally:
+        tx.rollback()
+        conn.close()
+        locker.dispose()
+    records = runs_by_mode(instance, "full")
+    status = {r.dagster_run.tags["dagster/partition"]: r.dagster_run.status for r in records}
+    failed = [r.dagster_run for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
+    assert set(status.values()) <= {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
+    assert status[f"{RANGE.key}|track"] == dg.DagsterRunStatus.FAILURE
+    for run in failed:  # the failure names the broker
+        partition = run.tags["dagster/partition"].split("|")[1]
+        text = c.log(f"run-{partition}").read_text(errors="replace")
+        assert re.search(r"CONNECTION_FORCED|NOT_ALLOWED", text), text[-3000:]
+    # the broker comes back; the workers reconnect by themselves
+    rabbitmqctl("clear_vhost_limits", "-p", c.vhost)
+    back = time.monotonic()
+    for w in workers:
+        wait_for(f"worker {w} to reconnect", lambda w=w: c.log(w).read_text(
+            errors="replace").count("Connected to amqp") >= 2, 60, [c.log(w)])
+    reconnected = time.monotonic() - back
+    resumes = [c.resume(f"resume-{i}", run.run_id) for i, run in enumerate(failed)]
+    for i, proc in enumerate(resumes):
+        finish(c, f"resume-{i}", proc)
+        assert proc.returncode == 0, c.log(f"resume-{i}").read_text()[-3000:]
+    resumed = [r.dagster_run for r in instance.get_run_records()
+               if r.dagster_run.parent_run_id in {run.run_id for run in failed}]
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in resumed)
+    resumed_ids = {run.run_id for run in resumed}
+    dropped = sum(c.log(w).read_text(errors="replace").count("its run has finished")
+                  for w in workers)
+    print(f"\nbroker cut after {done_before} steps: {len(failed)} of 4 runs failed within "
+          f"{ended:.1f}s; workers back {reconnected:.1f}s after the broker; {dropped} stale "
+          f"task(s) dropped; {len(resumed)} run(s) resumed from failure")
+    with dg.instance_for_test() as local:
+        dep = Deployment(data_url, pg_url, local)
+        dep.store  # noqa: B018
+        register_id_ranges(local, dep.catalog, 1000)
+        for t in types:
+            assert dep.materialize(DescriptorPartition(t, RANGE)).success
+    celery_rows, local_rows = index_rows(data_url), index_rows(pg_url)
+    assert len(celery_rows) > 50
+    assert celery_rows == local_rows
+    keys = [(r[0], r[1]) for r in celery_rows]
+    assert len(keys) == len(set(keys))
+    # published once: per partition and asset, one materialization that wrote the rows; a second
+    # one only where a worker was stopped between its commit and its step's end, and that
+    # re-run wrote nothing
+    for asset in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
+        by_partition = materializations(instance, asset)
+        assert sorted(by_partition) == sorted(f"{RANGE.key}|{t}" for t in types), asset
+        for key, records in by_partition.items():
+            assert 1 <= len(records) <= 2 and rows_written(records[0]) > 0, (asset, key)
+            assert all(rows_written(r) == 0 for r in records[1:]), (asset, key)
+    # the step that was mid-flight when the broker went was stopped: only its resume published
+    (track_raw,) = materializations(instance, "raw_descriptors")[f"{RANGE.key}|track"]
+    assert track_raw.run_id in resumed_ids, "the cut step published in the failed run"
