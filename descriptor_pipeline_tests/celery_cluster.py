@@ -4,6 +4,7 @@ scripts/celery_workers.sh, and runs launched by `dagster job execute` as separat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from descriptor_pipeline_tests.processes import stop, wait_for
 
@@ -22,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RABBIT = ("127.0.0.1", 5672)
 IN_CI = os.environ.get("CI", "").lower() == "true"
+INDEX_COLUMNS = "resource_type, resource_id, document_key, name, display_text, search_name, " \
+    "search_aliases, search_facets, search_description, document, hidden, content_hash"
 
 
 def rabbit_or_skip() -> None:
@@ -116,6 +121,19 @@ class Cluster:
         self.runs.append(proc)
         return proc
 
+    def script(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """scripts/celery_workers.sh with the deployment's environment, as an operator runs it."""
+        return subprocess.run(
+            ["bash", str(REPO / "scripts/celery_workers.sh"), *args],
+            cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    @property
+    def script_pidfiles(self) -> dict[str, int]:
+        """The workers `celery_workers.sh start` left running: name -> process group."""
+        rundir = Path(self.env["DAGSTER_HOME"]) / "celery"
+        return {p.stem: int(p.read_text()) for p in sorted(rundir.glob("*.pid"))}
+
     @property
     def vhost(self) -> str:
         return self.env["DESCRIPTOR_CELERY_BROKER"].rsplit("/", 1)[1]
@@ -139,6 +157,9 @@ class Cluster:
     def close(self) -> None:
         for proc in [*self.runs, *self.workers.values()]:
             stop(proc, signal.SIGKILL if proc in self.runs else signal.SIGTERM)
+        for group in self.script_pidfiles.values():  # workers a test's `start` left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
 
 
 def cluster_env(home: Path, vhost: str, instance_url: str, data_url: str) -> dict[str, str]:
@@ -159,9 +180,35 @@ def cluster_env(home: Path, vhost: str, instance_url: str, data_url: str) -> dic
     }
 
 
+def index_rows(url: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT {INDEX_COLUMNS} FROM descriptor_index ORDER BY resource_type, resource_id"
+        )).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def materializations(
+    instance: dg.DagsterInstance, asset: str
+) -> dict[str, list[dg.EventLogRecord]]:
+    """The materializations of `asset` by partition, oldest first."""
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+    out: dict[str, list[dg.EventLogRecord]] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        out.setdefault(record.partition_key or "", []).append(record)
+    return out
+
+
+def rows_written(record: dg.EventLogRecord) -> int:
+    materialization = record.asset_materialization
+    assert materialization is not None
+    return int(materialization.metadata["rows_written"].value)  # type: ignore[arg-type]
+
+
 def resume_from_failure(parent_run_id: str) -> bool:
     """Re-execute `parent_run_id` from failure on the instance in DAGSTER_HOME."""
-    import dagster as dg
     from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.execution.plan.state import KnownExecutionState
 

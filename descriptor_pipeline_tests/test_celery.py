@@ -5,8 +5,11 @@ Run alone with `pytest -m celery`. Each test gets its own vhost and databases (d
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,8 +29,11 @@ from descriptor_pipeline.refresh.tags import TAG_MODE, run_tags, scope_tags
 from descriptor_pipeline_tests.celery_cluster import (
     Cluster,
     cluster_env,
+    index_rows,
+    materializations,
     rabbit_or_skip,
     rabbitmqctl,
+    rows_written,
     stop,
     wait_for,
 )
@@ -35,8 +41,6 @@ from descriptor_pipeline_tests.conftest import Deployment, write_instance_file
 
 pytestmark = pytest.mark.celery
 RANGE = IdRange.parse("000000000-000000999")
-INDEX_COLUMNS = "resource_type, resource_id, document_key, name, display_text, search_name, " \
-    "search_aliases, search_facets, search_description, document, hidden, content_hash"
 
 
 def _database(admin_url: str) -> tuple[str, str]:
@@ -99,16 +103,6 @@ def partition_tags(resource_type: str, mode: str, **extra: str) -> dict[str, str
 def finish(cluster: Cluster, name: str, proc: object, timeout: float = 150) -> None:
     wait_for(f"run {name}", lambda: proc.poll() is not None, timeout,  # type: ignore[attr-defined]
              [cluster.log(name), *(cluster.log(w) for w in cluster.workers)])
-
-
-def index_rows(url: str) -> list[tuple[object, ...]]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"SELECT {INDEX_COLUMNS} FROM descriptor_index ORDER BY resource_type, resource_id"
-        )).all()
-    engine.dispose()
-    return [tuple(r) for r in rows]
 
 
 def runs_by_mode(instance: dg.DagsterInstance, mode: str) -> list[dg.RunRecord]:
@@ -261,23 +255,6 @@ def test_a_worker_with_other_code_is_refused(cluster: tuple[Cluster, dg.DagsterI
     assert open_store(c.env["DESCRIPTOR_INDEX_URL"]).document("artist", 1) is None
 
 
-def materializations(
-    instance: dg.DagsterInstance, asset: str
-) -> dict[str, list[dg.EventLogRecord]]:
-    """The materializations of `asset` by partition, oldest first."""
-    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
-    out: dict[str, list[dg.EventLogRecord]] = {}
-    for record in sorted(records, key=lambda r: r.storage_id):
-        out.setdefault(record.partition_key or "", []).append(record)
-    return out
-
-
-def rows_written(record: dg.EventLogRecord) -> int:
-    materialization = record.asset_materialization
-    assert materialization is not None
-    return int(materialization.metadata["rows_written"].value)  # type: ignore[arg-type]
-
-
 def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them(
     cluster: tuple[Cluster, dg.DagsterInstance], pg_url: str
 ) -> None:
@@ -367,3 +344,66 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
     # the step that was mid-flight when the broker went was stopped: only its resume published
     (track_raw,) = materializations(instance, "raw_descriptors")[f"{RANGE.key}|track"]
     assert track_raw.run_id in resumed_ids, "the cut step published in the failed run"
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_workers_script_starts_lists_drains_and_stops_workers(
+    cluster: tuple[Cluster, dg.DagsterInstance],
+) -> None:
+    c, _ = cluster
+    started = c.script("start", "bulk", "2")
+    assert started.returncode == 0, started.stderr
+    groups = c.script_pidfiles
+    nodes = sorted(f"{name}@{socket.gethostname()}" for name in groups)
+    assert len(nodes) == 2 and all(group_alive(g) for g in groups.values())
+    status = c.script("status")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [f"{node}: bulk" for node in nodes]
+    drained = c.script("drain", "bulk")
+    assert drained.returncode == 0, drained.stderr
+    assert drained.stdout.count("no longer consuming from bulk") == 2
+    status = c.script("status")
+    assert status.stdout.splitlines() == [f"{node}: -" for node in nodes]
+    stopped = c.script("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not any(group_alive(g) for g in groups.values()), "every worker process exited"
+    assert c.script_pidfiles == {}
+    assert c.script("status").returncode == 1  # no worker answers any more
+
+
+def test_stop_lets_the_running_step_finish(cluster: tuple[Cluster, dg.DagsterInstance]) -> None:
+    c, instance = cluster
+    assert c.script("start", "bulk", "1").returncode == 0
+    ((name, group),) = c.script_pidfiles.items()
+    log = Path(c.env["DAGSTER_HOME"]) / "celery" / f"{name}.log"
+    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
+    table = open_catalog(data_url, None).resource_table("artist").name
+    locker = sa.create_engine(data_url)  # the raw step blocks inside its catalog read
+    conn = locker.connect()
+    tx = conn.begin()
+    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+    try:
+        c.launch("run-artist", partition_tags("artist", "full"))
+        wait_for("the worker to take the raw step", lambda: re.search(
+            r"raw_descriptors - STEP_START", log.read_text(errors="replace")), 120,
+            [log, c.log("run-artist")])
+        stopping = subprocess.Popen(["bash", "scripts/celery_workers.sh", "stop"],
+                                    cwd=Path(__file__).resolve().parents[1], env=c.env)
+        time.sleep(5)
+        assert stopping.poll() is None and group_alive(group), "stop waits for the step"
+    finally:
+        tx.rollback()
+        conn.close()
+        locker.dispose()
+    assert stopping.wait(timeout=120) == 0
+    assert not group_alive(group)
+    assert re.search(r"Task execute_plan\[\S+\] succeeded", log.read_text(errors="replace"))
+    published = instance.fetch_materializations(dg.AssetKey("raw_descriptors"), limit=10)
+    assert len(published.records) == 1, "the step finished and published after the stop"
