@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from descriptor_pipeline.refresh.tags import TAG_MODE
 from descriptor_pipeline_tests.processes import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,6 +207,28 @@ def rows_written(record: dg.EventLogRecord) -> int:
     materialization = record.asset_materialization
     assert materialization is not None
     return int(materialization.metadata["rows_written"].value)  # type: ignore[arg-type]
+
+
+def finish(cluster: Cluster, name: str, proc: object, timeout: float = 150) -> None:
+    wait_for(f"run {name}", lambda: proc.poll() is not None, timeout,  # type: ignore[attr-defined]
+             [cluster.log(name), *(cluster.log(w) for w in cluster.workers)])
+
+
+def runs_by_mode(instance: dg.DagsterInstance, mode: str) -> list[dg.RunRecord]:
+    return list(instance.get_run_records(filters=dg.RunsFilter(tags={TAG_MODE: mode})))
+
+
+def executed_tasks(cluster: Cluster, worker: str) -> int:
+    text = cluster.log(worker).read_text(errors="replace")
+    return len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", text))
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def resume_from_failure(parent_run_id: str) -> bool:

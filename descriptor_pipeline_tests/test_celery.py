@@ -5,7 +5,6 @@ Run alone with `pytest -m celery`. Each test gets its own vhost and databases (d
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -18,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import CATALOG_POOL, WRITER_POOL
@@ -25,15 +25,20 @@ from descriptor_pipeline.defs.partitions import register_id_ranges
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
-from descriptor_pipeline.refresh.tags import TAG_MODE, run_tags, scope_tags
+from descriptor_pipeline.refresh.tags import run_tags, scope_tags
 from descriptor_pipeline_tests.celery_cluster import (
+    REPO,
     Cluster,
     cluster_env,
+    executed_tasks,
+    finish,
+    group_alive,
     index_rows,
     materializations,
     rabbit_or_skip,
     rabbitmqctl,
     rows_written,
+    runs_by_mode,
     stop,
     wait_for,
 )
@@ -98,20 +103,6 @@ def partition_tags(resource_type: str, mode: str, **extra: str) -> dict[str, str
         "dagster/partition": f"{RANGE.key}|{resource_type}",
         **run_tags(mode, **extra),
     }
-
-
-def finish(cluster: Cluster, name: str, proc: object, timeout: float = 150) -> None:
-    wait_for(f"run {name}", lambda: proc.poll() is not None, timeout,  # type: ignore[attr-defined]
-             [cluster.log(name), *(cluster.log(w) for w in cluster.workers)])
-
-
-def runs_by_mode(instance: dg.DagsterInstance, mode: str) -> list[dg.RunRecord]:
-    return list(instance.get_run_records(filters=dg.RunsFilter(tags={TAG_MODE: mode})))
-
-
-def executed_tasks(cluster: Cluster, worker: str) -> int:
-    text = cluster.log(worker).read_text(errors="replace")
-    return len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", text))
 
 
 def test_two_workers_build_the_same_index_as_in_process(
@@ -346,14 +337,6 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
     assert track_raw.run_id in resumed_ids, "the cut step published in the failed run"
 
 
-def group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_the_workers_script_starts_lists_drains_and_stops_workers(
     cluster: tuple[Cluster, dg.DagsterInstance],
 ) -> None:
@@ -407,3 +390,21 @@ def test_stop_lets_the_running_step_finish(cluster: tuple[Cluster, dg.DagsterIns
     assert re.search(r"Task execute_plan\[\S+\] succeeded", log.read_text(errors="replace"))
     published = instance.fetch_materializations(dg.AssetKey("raw_descriptors"), limit=10)
     assert len(published.records) == 1, "the step finished and published after the stop"
+
+
+def test_the_run_queue_lanes_and_the_celery_queues_agree() -> None:
+    """No broker needed: the lanes `dagster.yaml` limits, every mode's tags and the queues the
+    Celery app declares come from one table (celery_routing)."""
+    from descriptor_pipeline.celery_app import app
+    from descriptor_pipeline.celery_routing import LANE_QUEUES, MODE_PRIORITY, QUEUE_TAG
+    from descriptor_pipeline.refresh.tags import BULK_MODES, TAG_LANE
+
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    limited = {limit.get("value") for limit in config["concurrency"]["runs"][
+        "tag_concurrency_limits"] if limit["key"] == TAG_LANE}
+    assert limited and limited <= set(LANE_QUEUES)
+    for mode in sorted({*MODE_PRIORITY, *BULK_MODES}):
+        tags = run_tags(mode)
+        assert tags[QUEUE_TAG] == LANE_QUEUES[tags[TAG_LANE]], mode
+    assert {q.name: q.queue_arguments for q in app.conf.task_queues} == {
+        q: {"x-max-priority": 10} for q in LANE_QUEUES.values()}
