@@ -17,9 +17,11 @@ import orjson
 from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.partition_lock import serialized
 from descriptor_pipeline.rejections import Rejection
 from descriptor_pipeline.schema import SOURCE_COLUMNS
 from descriptor_pipeline.stages import RowObserver, StageReport, scoped_ids, within
+from descriptor_pipeline.store_engine import refused_updates
 from descriptor_pipeline.tables import raw_descriptors
 from descriptor_pipeline.values import is_missing
 
@@ -190,6 +192,7 @@ def _catalog_chunks(
         yield CatalogChunk(IdRange(ids[0], ids[-1]), rows), set(ids)
 
 
+@serialized("raw")
 def extract_raw(
     source: CatalogSource,
     store: IndexStore,
@@ -244,12 +247,17 @@ def extract_raw(
                 keep_ids={r.resource_id for r in rejections},
                 existing=stored,
             )
+            stale = refused_updates(
+                conn, raw_descriptors, "raw_hash", partition.resource_type, rows, stored
+            )
             store.record_rejections(
                 conn, partition, "raw", chunk.span, rejections, resolved_ids=scope
             )
         if observe is not None:
             observe([r for r in rows if stored.get(int(r["resource_id"])) != r["raw_hash"]])
         counts.read += len(rejections)
+        counts.updated -= stale
+        report.stale += stale
         report.counts.add(counts)
         report.rejected += len(rejections)
         report.chunks += 1

@@ -138,9 +138,13 @@ def test_a_slow_run_does_not_put_an_older_version_back(backend_deployment: Deplo
     stale.setattr(CatalogSource, "iter_chunks", lambda *_args, **_kw: iter(snapshot))
     stale.setattr(CatalogSource, "fingerprint", lambda *_args, **_kw: None)
     try:
-        assert dep.materialize(partition).success  # run A, writing what it read before B
+        run_a = dep.materialize(partition)  # run A, writing what it read before B
     finally:
         stale.undo()
+    assert run_a.success
+    # what A did not write is not counted as written: the guard kept B's newer row
+    raw = metadata_of(run_a, "raw_descriptors")
+    assert (raw["rows_written"], raw["rows_stale"]) == (0, 1)
     document = dep.store.document("artist", 5)
     assert document is not None and document["name"] == "Version Two"
     with dep.store.engine.connect() as conn:
