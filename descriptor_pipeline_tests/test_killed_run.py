@@ -4,8 +4,9 @@ held is given back, and the index equals a clean build row for row.
 
 The step is held still deterministically: the test takes the partition's normalize lock
 (`partition_lock`) before the run starts, so the run commits its raw step and then waits inside
-its normalize step, where it is killed. The instance file is this repo's `dagster.yaml` with the
-run monitoring's intervals shortened, as the docs say an operator may.
+its normalize step, where it is killed. The instance file is this repo's `dagster.yaml` (plus the
+dagster-postgres storage on PostgreSQL) with the run monitoring's intervals shortened, as the docs
+say an operator may.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import open_catalog
@@ -29,6 +32,7 @@ from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.partition_lock import held
+from descriptor_pipeline.store_engine import create_missing_database
 from descriptor_pipeline.tables import descriptor_index
 from descriptor_pipeline_tests.conftest import Deployment, write_instance_file
 from descriptor_pipeline_tests.processes import stop, wait_for
@@ -62,17 +66,48 @@ def _step_started(instance: dg.DagsterInstance, run_id: str, step: str) -> bool:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(
+    request: pytest.FixtureRequest, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
+    """The daemon's instance, catalog and index on SQLite files, or all three in one PostgreSQL
+    database (dagster-postgres's tables beside the pipeline's); and the URL of an empty index
+    of the same backend for the clean build."""
+    if request.param == "sqlite":
+        write_instance_file(home / "dagster_home", overrides=SHORT_MONITORING)
+        yield request.param, f"sqlite:///{tmp_path / 'clean_index.sqlite'}"
+        return
+    url = request.getfixturevalue("pg_url")
+    for name in ("DESCRIPTOR_CATALOG_URL", "DESCRIPTOR_INDEX_URL"):
+        monkeypatch.setenv(name, url)
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", "postgresql+psycopg2://" + url.split("://", 1)[1])
+    write_instance_file(home / "dagster_home", postgres=True, overrides=SHORT_MONITORING)
+    clean = f"{url}_clean"
+    create_missing_database(clean)
+    try:
+        yield request.param, clean
+    finally:
+        open_store.cache_clear()
+        admin = sa.create_engine(
+            request.getfixturevalue("pg_admin_url"), isolation_level="AUTOCOMMIT"
+        )
+        with admin.connect() as conn:
+            name = sa.make_url(clean).database
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def test_a_killed_run_is_failed_retried_and_the_index_is_the_clean_one(
-    home: Path, tmp_path: Path
+    home: Path, backend: tuple[str, str]
 ) -> None:
-    write_instance_file(home / "dagster_home", overrides=SHORT_MONITORING)
+    _, clean_url = backend
     catalog_url, index_url = (
         os.environ["DESCRIPTOR_CATALOG_URL"],
         os.environ["DESCRIPTOR_INDEX_URL"],
     )
+    store = open_store(index_url)  # migrates first: on PostgreSQL the seed grants to its roles
     source = open_catalog(catalog_url, None)
     seed_catalog(source.engine, source.config)
-    store = open_store(index_url)
     log = home / "daemon.log"
     bin_dir = Path(sys.executable).parent
     with dg.DagsterInstance.get() as instance, contextlib.ExitStack() as stack:
@@ -121,6 +156,9 @@ def test_a_killed_run_is_failed_retried_and_the_index_is_the_clean_one(
         wait_for("the run to wait inside its normalize step", waiting_in_normalize, 240, [log])
         pid = _pid_of(instance, run_id)
         assert pid is not None
+        parent = Path(f"/proc/{pid}/status").read_text().split("PPid:")[1].split()[0]
+        spawner = Path(f"/proc/{parent}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        print(f"\nrun worker {pid} was spawned by: {spawner[:160]}")
         time.sleep(1)  # inside the step, blocked on the partition lock
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -137,27 +175,33 @@ def test_a_killed_run_is_failed_retried_and_the_index_is_the_clean_one(
             return runs[0] if runs else None
 
         wait_for("run_retries to re-execute the run", retry, 120, [log])
+        retried = time.monotonic() - killed_at
 
         def slot_given_back() -> bool:
             info = instance.event_log_storage.get_concurrency_info(WRITER_POOL)
             return all(slot.run_id != run_id for slot in info.claimed_slots)
 
         wait_for("the dead step's pool slot to be freed", slot_given_back, 60, [log])
+        freed = time.monotonic() - killed_at
         lock.close()  # let the retry through
+        released = time.monotonic()
 
         def succeeded() -> dg.DagsterRun | None:
             run = retry()
             return run if run is not None and run.status == dg.DagsterRunStatus.SUCCESS else None
 
         resumed = wait_for("the retry to succeed", succeeded, 240, [log])
+        finished = time.monotonic() - released
+        # the retry ran from failure: the raw step the dead run had finished was not run again
+        assert not _step_started(instance, resumed.run_id, "raw_descriptors")
     assert resumed.tags["dagster/partition"] == ARTISTS_0.key
-    # the retry ran from failure: the raw step the dead run had finished was not run again
-    assert not _step_started(instance, resumed.run_id, "raw_descriptors")
 
-    clean_url = f"sqlite:///{tmp_path / 'clean_index.sqlite'}"
     with dg.instance_for_test() as clean_instance:
         clean = Deployment(catalog_url, clean_url, clean_instance)
         clean.register()
         assert clean.materialize(ARTISTS_0).success
     assert _index(index_url) == _index(clean_url) and len(_index(clean_url)) > 900
-    print(f"\nkill -9 -> run FAILED in {detected:.1f}s")
+    print(
+        f"\nkill -9 -> run FAILED {detected:.1f}s, retry run created {retried:.1f}s, pool slot "
+        f"freed {freed:.1f}s; lock released -> retry succeeded {finished:.1f}s"
+    )
