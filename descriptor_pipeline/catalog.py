@@ -94,14 +94,14 @@ class CatalogSource:
 
     def range_starts(self, range_size: int) -> tuple[list[int], int]:
         """The first ids of the aligned ranges that hold at least one row of any type, and how
-        many rows have an id below 0 (no range holds them).
+        many rows have an id below 1 (the first range reads and quarantines them).
 
         Ranges exist only where ids do: a catalog with ids 1 and 10^12 has two, where
         enumerating 0..max id built 10^8 ranges and ran out of memory. One DISTINCT over each
         primary key index.
         """
         starts: set[int] = set()
-        negative = 0
+        not_positive = 0
         with self.engine.connect() as conn:
             for resource_type in RESOURCE_TYPES:
                 t = self.resource_table(resource_type)
@@ -109,21 +109,23 @@ class CatalogSource:
                 bucket = (id_col // range_size) * range_size
                 starts.update(
                     int(s)
-                    for s in conn.execute(sa.select(bucket).where(id_col >= 0).distinct()).scalars()
+                    for s in conn.execute(sa.select(bucket).where(id_col > 0).distinct()).scalars()
                 )
-                negative += int(
+                not_positive += int(
                     conn.execute(
-                        sa.select(sa.func.count()).select_from(t).where(id_col < 0)
+                        sa.select(sa.func.count()).select_from(t).where(id_col < 1)
                     ).scalar_one()
                 )
-        return sorted(starts), negative
+        if not_positive:
+            starts.add(0)  # the range that answers for ids below 1 (`IdRange.floor`)
+        return sorted(starts), not_positive
 
     def count(self, resource_type: str, id_range: IdRange | None = None) -> int:
         t = self.resource_table(resource_type)
         id_col = t.c[self.config.resource(resource_type).id_column]
         query = sa.select(sa.func.count()).select_from(t)
         if id_range is not None:
-            query = query.where(id_col.between(id_range.first, id_range.last))
+            query = query.where(id_col.between(id_range.floor, id_range.last))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
@@ -131,7 +133,7 @@ class CatalogSource:
         """The ids of a range, and nothing else: what reconciliation needs, id-sized."""
         t = self.resource_table(resource_type)
         id_col = t.c[self.config.resource(resource_type).id_column]
-        query = sa.select(id_col).where(id_col.between(id_range.first, id_range.last))
+        query = sa.select(id_col).where(id_col.between(id_range.floor, id_range.last))
         with self.engine.connect() as conn:
             return [int(r[0]) for r in conn.execute(query)]
 
@@ -144,7 +146,7 @@ class CatalogSource:
                 id_col = t.c[self.config.resource(partition.resource_type).id_column]
                 probe = (
                     sa.select(id_col)
-                    .where(id_col.between(partition.id_range.first, partition.id_range.last))
+                    .where(id_col.between(partition.id_range.floor, partition.id_range.last))
                     .limit(1)
                 )
                 if conn.execute(probe).first() is not None:
@@ -201,7 +203,7 @@ class CatalogSource:
     ) -> Iterator[CatalogChunk]:
         """Keyset pages of the range: memory is bounded by chunk_size, not by the catalog."""
         select, id_col = self._raw_select(resource_type)
-        after = id_range.first - 1
+        after = id_range.floor - 1
         while after < id_range.last:
             query = (
                 select.where(id_col > after, id_col <= id_range.last)
@@ -238,7 +240,7 @@ class CatalogSource:
             )
 
         select, id_col = self._raw_select(resource_type)
-        rows = select.where(id_col.between(id_range.first, id_range.last)).subquery()
+        rows = select.where(id_col.between(id_range.floor, id_range.last)).subquery()
         queries = [
             sa.select(
                 sa.func.count(),
@@ -256,7 +258,7 @@ class CatalogSource:
             queries.append(
                 sa.select(sa.func.count(), digest(columns, [lt.c[link.from_column], order]))
                 .select_from(lt.join(target, target.c[tcfg.id_column] == lt.c[link.to_column]))
-                .where(lt.c[link.from_column].between(id_range.first, id_range.last))
+                .where(lt.c[link.from_column].between(id_range.floor, id_range.last))
             )
         if resource_type == "genre" and self.config.genre_parent_column:
             child, cfg = self.resource_table("genre"), self.config.genre
@@ -270,7 +272,7 @@ class CatalogSource:
                         parent.c[cfg.id_column] == child.c[self.config.genre_parent_column],
                     )
                 )
-                .where(child.c[cfg.id_column].between(id_range.first, id_range.last))
+                .where(child.c[cfg.id_column].between(id_range.floor, id_range.last))
             )
         with self.engine.connect() as conn:
             parts = [f"{n}:{h}" for q in queries for n, h in [conn.execute(q).one()]]

@@ -25,9 +25,11 @@ from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore, SyncCounts
 from descriptor_pipeline.normalization import input_hash, normalize_rows
+from descriptor_pipeline.partition_lock import serialized
 from descriptor_pipeline.rules import GenreVocabulary, NormalizationContext
 from descriptor_pipeline.schema import fields_of
 from descriptor_pipeline.source_profiles import resolve as resolve_profiles
+from descriptor_pipeline.store_engine import refused_updates
 from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
 
 # Receives, per chunk, the rows a stage writes (new or changed), while they are still in memory:
@@ -46,6 +48,7 @@ class StageReport:
     fields_dropped: int = 0  # resources published without one or more bad fields
     quarantined: int = 0
     withdrawn: int = 0
+    stale: int = 0  # updates `not_older` refused: another run had stored a newer version
     chunks: int = 0
     seconds: float = 0.0
     scoped_ids: int | None = None  # a scoped refresh: how many ids it was asked to look at
@@ -68,6 +71,7 @@ class StageReport:
             out.fields_dropped += report.fields_dropped
             out.quarantined += report.quarantined
             out.withdrawn += report.withdrawn
+            out.stale += report.stale
             out.chunks += report.chunks
             out.seconds += report.seconds
             out.catalog_unchanged = out.catalog_unchanged and report.catalog_unchanged
@@ -93,6 +97,7 @@ class StageReport:
             "rows_with_fields_dropped": self.fields_dropped,
             "quarantined_total": self.quarantined,
             "rows_withdrawn": self.withdrawn,
+            "rows_stale": self.stale,
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "changed_nothing": self.changed_nothing,
@@ -194,6 +199,7 @@ def _stage_pages(
         yield IdRange(ids[0], ids[-1]), [{k: r[k] for k in names} for r in records], set(ids)
 
 
+@serialized("normalize")
 def normalize_partition(
     store: IndexStore,
     partition: DescriptorPartition,
@@ -234,12 +240,17 @@ def normalize_partition(
                 keep_ids=skipped | {r.resource_id for r in rejections},
                 existing=existing,
             )
+            stale = refused_updates(
+                conn, normalized_descriptors, "input_hash", resource_type, rows, existing
+            )
             for stage, found in (("normalize", rejections), ("field", fields)):
                 store.record_rejections(conn, partition, stage, span, found, resolved_ids=todo_ids)
         if observe is not None:
             observe(rows)
         counts.read = len(raw)
         counts.unchanged += len(skipped)
+        counts.updated -= stale
+        report.stale += stale
         report.counts.add(counts)
         report.rejected += len(rejections)
         report.fields_dropped += len(fields)
@@ -252,6 +263,7 @@ def normalize_partition(
 # ---------------------------------------------------------------- published index
 
 
+@serialized("publish")
 def publish_partition(
     store: IndexStore,
     partition: DescriptorPartition,
@@ -292,7 +304,7 @@ def publish_partition(
             for stored in store.rows_by_id(conn, normalized_descriptors, resource_type, todo):
                 document = document_from_stored(resource_type, stored)
                 if document is None:
-                    withdrawn += 1
+                    withdrawn += int(stored["resource_id"]) in existing  # taken out this run
                 else:
                     documents.append(document)
             now = datetime.now(UTC)
@@ -308,10 +320,13 @@ def publish_partition(
                 keep_ids=set(wanted) - set(todo),
                 existing=existing,
             )
+            stale = refused_updates(conn, target, "input_hash", resource_type, documents, existing)
             if observe is not None:
                 observe(documents)
             counts.read = len(wanted)
             counts.unchanged = len(wanted) - len(todo)
+            counts.updated -= stale
+            report.stale += stale
             report.counts.add(counts)
             report.withdrawn += withdrawn
             report.chunks += 1
