@@ -149,8 +149,9 @@ def render(report: dict[str, dict[str, Any]]) -> str:
             for example in f["examples"]:
                 lines.append(f"      {example['before']!r} -> {example['after']!r}")
         for refused in part["refused"]:
+            what = "field dropped" if refused["stage"] == "field" else "refused"
             lines.append(
-                f"  refused {resource_type}:{refused['id']} [{refused['rule']}] {refused['reason']}"
+                f"  {what} {resource_type}:{refused['id']} [{refused['rule']}] {refused['reason']}"
             )
     return "\n".join(lines)
 
