@@ -18,8 +18,18 @@ ROWS: list[tuple[str, Any]] = [
         lambda r: f"{r['partitions']} / {r['partitions_registered']}",
     ),
     (
-        "**full backfill**, s: assets + checks, real SQLite instance, 2 worker processes",
+        "**full backfill**, s: assets + checks, real SQLite instance, 2 worker processes, "
+        "id ranges packed into runs as a UI backfill packs them",
         lambda r: r["full_backfill"]["seconds"],
+    ),
+    (
+        "runs (id ranges per run)",
+        lambda r: f"{r['full_backfill'].get('runs', '-')} "
+        f"({r['full_backfill'].get('partitions_per_run', 1)})",
+    ),
+    (
+        "same, one run per partition (the CLI backfill, the sensors), s",
+        lambda r: r["full_backfill"].get("seconds_one_run_per_partition", "-"),
     ),
     (
         "resources/s: ours (production shape)",

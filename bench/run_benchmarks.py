@@ -83,17 +83,19 @@ def _worker_init(url: str, keys: list[str], home: str | None = None, checks: boo
 
 def _ready(_: int) -> bool:
     import descriptor_pipeline.defs.assets  # noqa: F401 - imported before the clock starts
-    from descriptor_pipeline.quality.suites import suite_for
+    from descriptor_pipeline.quality.suites import _gx
 
     if _CHECKS:
-        suite_for("raw", "genre")  # GX imported and its context built once per process
+        _gx()  # GX imported and its context built once per process, before the clock starts
     time.sleep(0.2)  # hold the worker so every worker gets one warm-up task
     return True
 
 
-def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
-    """One partition through the real assets and, unless deselected, their checks (evaluated in
-    the asset steps): what a Dagster run does, minus process start."""
+def _materialize(partitions: tuple[str, str] | list[tuple[str, str]]) -> dict[str, Any]:
+    """One run through the real assets and, unless deselected, their checks (evaluated in
+    the asset steps): what a Dagster run does, minus process start. A list of consecutive id
+    ranges of one type is one run over that key range, as a UI backfill packs them
+    (`BackfillPolicy.multi_run`)."""
     import dagster as dg
 
     from descriptor_pipeline.defs.assets import descriptor_assets
@@ -105,36 +107,70 @@ def _materialize(partition: tuple[str, str]) -> dict[str, Any]:
     )
 
     url = os.environ["BENCH_URL"]
-    resource_type, id_range = partition
-    selection = dg.AssetSelection.all()
-    result = dg.materialize(
-        descriptor_assets,
-        selection=selection if _CHECKS else selection.without_checks(),
-        partition_key=dg.MultiPartitionKey({"resource_type": resource_type, "id_range": id_range}),
-        instance=_instance,
-        resources={
-            "catalog": CatalogResource(url=url),
-            "index_store": IndexStoreResource(url=url),
-            "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
-            "quality": QualitySettings(),
-        },
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-        raise_on_error=False,
-    )
-    out: dict[str, Any] = {"success": result.success}
+    group = partitions if isinstance(partitions, list) else [partitions]
+    keys = [dg.MultiPartitionKey({"resource_type": t, "id_range": r}) for t, r in group]
+    resources = {
+        "catalog": CatalogResource(url=url),
+        "index_store": IndexStoreResource(url=url),
+        "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
+        "quality": QualitySettings(),
+    }
+    quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+    selection = dg.AssetSelection.all() if _CHECKS else dg.AssetSelection.all().without_checks()
+    if len(keys) == 1:
+        result = dg.materialize(
+            descriptor_assets, selection=selection, partition_key=keys[0], instance=_instance,
+            resources=resources, run_config=quiet, raise_on_error=False,
+        )  # fmt: skip
+    else:
+        job = dg.define_asset_job(
+            "packed", selection=selection, partitions_def=descriptor_assets[0].partitions_def
+        )
+        defs = dg.Definitions(assets=descriptor_assets, jobs=[job], resources=resources)
+        result = defs.resolve_job_def("packed").execute_in_process(
+            instance=_instance,
+            run_config=quiet,
+            raise_on_error=False,
+            tags={
+                "dagster/asset_partition_range_start": str(keys[0]),
+                "dagster/asset_partition_range_end": str(keys[-1]),
+            },
+        )
+    out: dict[str, Any] = {"success": result.success, "partitions": len(group)}
     for asset in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
-        (mat,) = result.asset_materializations_for_node(asset)
-        out[asset] = {k: v.value for k, v in mat.metadata.items()}
+        # a packed run records the run's totals on every partition's materialization
+        mats = result.asset_materializations_for_node(asset)
+        out[asset] = {k: v.value for k, v in mats[0].metadata.items()} if mats else {}
     return out
 
 
+def packed(partitions: list[tuple[str, str]], per_run: int) -> list[list[tuple[str, str]]]:
+    """Consecutive id ranges of one type, `per_run` at most per run, as a UI backfill packs."""
+    groups: list[list[tuple[str, str]]] = []
+    for resource_type in RESOURCE_TYPES:
+        ranges = sorted(r for t, r in partitions if t == resource_type)
+        groups += [
+            [(resource_type, r) for r in ranges[i : i + per_run]]
+            for i in range(0, len(ranges), per_run)
+        ]
+    return groups
+
+
 def run_partitions(
-    url: str, partitions: list[tuple[str, str]], workers: int, checks: bool = True
+    url: str,
+    partitions: list[tuple[str, str]],
+    workers: int,
+    checks: bool = True,
+    per_run: int = 1,
 ) -> tuple[float, list[dict[str, Any]]]:
     keys = sorted({k for _, k in partitions})
     home = real_instance_home(keys)  # one real instance shared by the workers
-    # biggest first so the pool does not end on one long partition
-    order = sorted(partitions, key=lambda p: (p[0] != "track", p[0] != "album", p[1]))
+    # biggest first so the pool does not end on one long run
+    work: list[Any] = (
+        sorted(partitions, key=lambda p: (p[0] != "track", p[0] != "album", p[1]))
+        if per_run == 1
+        else sorted(packed(partitions, per_run), key=len, reverse=True)
+    )
     # spawn, not fork: a forked worker can inherit a lock held by one of the parent's threads
     # and hang the pool (seen in the scaling phase)
     with ProcessPoolExecutor(
@@ -145,7 +181,7 @@ def run_partitions(
     ) as pool:
         list(pool.map(_ready, range(workers)))  # process start and imports are not timed
         started = time.perf_counter()
-        results = list(pool.map(_materialize, order))
+        results = list(pool.map(_materialize, work))
         seconds = time.perf_counter() - started
     return seconds, results
 
@@ -455,7 +491,13 @@ def _dlt_rate(peers: dict[str, Any], mode: str) -> float | None:
 
 
 def bench_size(
-    admin_url: str, size: int, seed: int, workers: int, naive_sample: int, scaling: bool
+    admin_url: str,
+    size: int,
+    seed: int,
+    workers: int,
+    naive_sample: int,
+    scaling: bool,
+    per_run: int = 4,
 ) -> dict[str, Any]:
     from descriptor_pipeline.store_engine import create_engine, run_migrations
 
@@ -472,10 +514,14 @@ def bench_size(
     out["partitions"] = len(partitions)
     out["partitions_registered"] = registered
 
-    # the same backfill twice: assets only (checks deselected), then the production shape
-    seconds_assets, _ = run_partitions(url, partitions, workers, checks=False)
+    # the same backfill three times: assets only (checks deselected) and the production shape,
+    # both packed as a UI backfill packs id ranges into runs; then one run per partition (what
+    # the CLI's backfill and the sensors launch)
+    seconds_assets, _ = run_partitions(url, partitions, workers, checks=False, per_run=per_run)
     reset_pipeline_tables(url)
-    seconds, results = run_partitions(url, partitions, workers)
+    seconds_single, _ = run_partitions(url, partitions, workers)
+    reset_pipeline_tables(url)
+    seconds, results = run_partitions(url, partitions, workers, per_run=per_run)
     published = count_index(url)
     checks_seconds = sum(
         float(r[a].get("checks_seconds", 0.0))
@@ -489,6 +535,9 @@ def bench_size(
         "documents_published": published,
         "rows_written_index": written(results),
         "failed_runs": sum(not r["success"] for r in results),
+        "partitions_per_run": per_run,
+        "runs": len(results),
+        "seconds_one_run_per_partition": round(seconds_single, 1),
         "seconds_assets_only": round(seconds_assets, 1),
         "checks_share_of_wall": round(1 - seconds_assets / seconds, 3),
         # the same share from inside the runs: building facts + validating, over run time
@@ -506,7 +555,7 @@ def bench_size(
         "resources_per_s": round(rate, 1),
         "projected_full_seconds": round(resources / rate),
     }
-    seconds2, results2 = run_partitions(url, partitions, workers)
+    seconds2, results2 = run_partitions(url, partitions, workers, per_run=per_run)
     out["no_change_rerun"] = {
         "seconds": round(seconds2, 1),
         "rows_written": sum(
@@ -567,6 +616,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--naive-sample", type=int, default=2000)
     parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument(
+        "--per-run",
+        type=int,
+        default=4,
+        help="id ranges per run, as a UI backfill packs them (PARTITIONS_PER_BACKFILL_RUN)",
+    )
     args = parser.parse_args()
     machine = {
         "cpus": os.cpu_count(),
@@ -580,7 +635,13 @@ def main() -> None:
     for size in args.sizes:
         print(f"--- {size:,} resources", flush=True)
         results[f"{size:,}"] = bench_size(
-            args.pg_url, size, args.seed, args.workers, args.naive_sample, not args.no_scaling
+            args.pg_url,
+            size,
+            args.seed,
+            args.workers,
+            args.naive_sample,
+            not args.no_scaling,
+            args.per_run,
         )
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"bench_{size}.json").write_text(
