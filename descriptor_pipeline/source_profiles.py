@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from descriptor_pipeline.schema import FIELDS, FieldSpec, Source, SourcePath
 
 SHIPPED = Path(__file__).parent / "profiles"
-PROFILE_SOURCES = (Source.SPOTIFY, Source.ENRICHMENT, Source.CUSTOM)
 
 
 class ProfileError(ValueError):
