@@ -57,10 +57,11 @@ class Thresholds:
 
 DEFAULTS = Thresholds()  # the suites' and drift's thresholds when none are given
 
-# Per resource type: none by default, so every type starts from the common thresholds above
-# (which come from the demo catalog); an operator adds a type's own through the `quality`
-# resource's `per_resource_type` (any field above, or `present.<field>`: a null-rate warning).
-DEFAULT_PER_TYPE: dict[str, dict[str, float]] = {}
+# Per resource type, over the common thresholds above. Measured on the demo catalog (share of
+# all genre and tag values that map to a genre of the tree, per partition): genre 1.0, artist
+# 0.95-1.0, track 0.91-1.0, album 0.75 (album tags are often moods and eras, not genres). An
+# operator changes or adds a type's own through the `quality` resource's `per_resource_type`.
+DEFAULT_PER_TYPE: dict[str, dict[str, float]] = {"album": {"min_vocab_share": 0.7}}
 
 
 # ---------------------------------------------------------------- which check says what
