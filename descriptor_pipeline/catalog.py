@@ -56,10 +56,13 @@ class CatalogSource:
             columns = [
                 sa.Column(cfg.id_column, sa.BigInteger, primary_key=True),
                 sa.Column(cfg.name_column, sa.Text),
-                sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)),
-                sa.Column(cfg.spotify_column, sa.Text),
-                sa.Column(cfg.enrichment_column, sa.Text),
-                sa.Column(cfg.custom_column, sa.Text),
+            ]
+            if cfg.updated_at_column:
+                columns.append(sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)))
+            columns += [
+                sa.Column(c, sa.Text)
+                for c in (cfg.spotify_column, cfg.enrichment_column, cfg.custom_column)
+                if c
             ]
             if resource_type == "genre" and self.config.genre_parent_column:
                 columns.append(sa.Column(self.config.genre_parent_column, sa.BigInteger))
@@ -91,14 +94,14 @@ class CatalogSource:
 
     def range_starts(self, range_size: int) -> tuple[list[int], int]:
         """The first ids of the aligned ranges that hold at least one row of any type, and how
-        many rows have an id below 0 (no range holds them).
+        many rows have an id below 1 (the first range reads and quarantines them).
 
         Ranges exist only where ids do: a catalog with ids 1 and 10^12 has two, where
         enumerating 0..max id built 10^8 ranges and ran out of memory. One DISTINCT over each
         primary key index.
         """
         starts: set[int] = set()
-        negative = 0
+        not_positive = 0
         with self.engine.connect() as conn:
             for resource_type in RESOURCE_TYPES:
                 t = self.resource_table(resource_type)
@@ -106,23 +109,23 @@ class CatalogSource:
                 bucket = (id_col // range_size) * range_size
                 starts.update(
                     int(s)
-                    for s in conn.execute(
-                        sa.select(bucket).where(id_col >= 0).distinct()
-                    ).scalars()
+                    for s in conn.execute(sa.select(bucket).where(id_col > 0).distinct()).scalars()
                 )
-                negative += int(
+                not_positive += int(
                     conn.execute(
-                        sa.select(sa.func.count()).select_from(t).where(id_col < 0)
+                        sa.select(sa.func.count()).select_from(t).where(id_col < 1)
                     ).scalar_one()
                 )
-        return sorted(starts), negative
+        if not_positive:
+            starts.add(0)  # the range that answers for ids below 1 (`IdRange.floor`)
+        return sorted(starts), not_positive
 
     def count(self, resource_type: str, id_range: IdRange | None = None) -> int:
         t = self.resource_table(resource_type)
         id_col = t.c[self.config.resource(resource_type).id_column]
         query = sa.select(sa.func.count()).select_from(t)
         if id_range is not None:
-            query = query.where(id_col.between(id_range.first, id_range.last))
+            query = query.where(id_col.between(id_range.floor, id_range.last))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
@@ -130,7 +133,7 @@ class CatalogSource:
         """The ids of a range, and nothing else: what reconciliation needs, id-sized."""
         t = self.resource_table(resource_type)
         id_col = t.c[self.config.resource(resource_type).id_column]
-        query = sa.select(id_col).where(id_col.between(id_range.first, id_range.last))
+        query = sa.select(id_col).where(id_col.between(id_range.floor, id_range.last))
         with self.engine.connect() as conn:
             return [int(r[0]) for r in conn.execute(query)]
 
@@ -143,7 +146,7 @@ class CatalogSource:
                 id_col = t.c[self.config.resource(partition.resource_type).id_column]
                 probe = (
                     sa.select(id_col)
-                    .where(id_col.between(partition.id_range.first, partition.id_range.last))
+                    .where(id_col.between(partition.id_range.floor, partition.id_range.last))
                     .limit(1)
                 )
                 if conn.execute(probe).first() is not None:
@@ -163,18 +166,25 @@ class CatalogSource:
         t = self.resource_table(resource_type)
         cfg = self.config.resource(resource_type)
         id_col = t.c[cfg.id_column]
-        updated_at = t.c[cfg.updated_at_column]
-        if self.engine.dialect.name == "sqlite":
+
+        def text(column: str | None) -> Any:  # an absent column reads as NULL
+            return sa.cast(t.c[column] if column else sa.null(), sa.Text)
+
+        if cfg.updated_at_column is None:
+            updated_at: Any = text(None)
+        elif self.engine.dialect.name == "sqlite":
             # as stored: SQLite keeps any text there, and one unparseable value must not fail
             # the page at fetch time (the raw stage quarantines that row)
-            updated_at = sa.cast(updated_at, sa.Text)
+            updated_at = text(cfg.updated_at_column)
+        else:
+            updated_at = t.c[cfg.updated_at_column]
         select = sa.select(
             id_col.label("resource_id"),
             updated_at.label("source_updated_at"),
             t.c[cfg.name_column].label("name"),
-            sa.cast(t.c[cfg.spotify_column], sa.Text).label("spotify_data"),
-            sa.cast(t.c[cfg.enrichment_column], sa.Text).label("enrichment_data"),
-            sa.cast(t.c[cfg.custom_column], sa.Text).label("custom_data"),
+            text(cfg.spotify_column).label("spotify_data"),
+            text(cfg.enrichment_column).label("enrichment_data"),
+            text(cfg.custom_column).label("custom_data"),
         )
         return select, id_col
 
@@ -193,7 +203,7 @@ class CatalogSource:
     ) -> Iterator[CatalogChunk]:
         """Keyset pages of the range: memory is bounded by chunk_size, not by the catalog."""
         select, id_col = self._raw_select(resource_type)
-        after = id_range.first - 1
+        after = id_range.floor - 1
         while after < id_range.last:
             query = (
                 select.where(id_col > after, id_col <= id_range.last)
@@ -230,7 +240,7 @@ class CatalogSource:
             )
 
         select, id_col = self._raw_select(resource_type)
-        rows = select.where(id_col.between(id_range.first, id_range.last)).subquery()
+        rows = select.where(id_col.between(id_range.floor, id_range.last)).subquery()
         queries = [
             sa.select(
                 sa.func.count(),
@@ -248,7 +258,7 @@ class CatalogSource:
             queries.append(
                 sa.select(sa.func.count(), digest(columns, [lt.c[link.from_column], order]))
                 .select_from(lt.join(target, target.c[tcfg.id_column] == lt.c[link.to_column]))
-                .where(lt.c[link.from_column].between(id_range.first, id_range.last))
+                .where(lt.c[link.from_column].between(id_range.floor, id_range.last))
             )
         if resource_type == "genre" and self.config.genre_parent_column:
             child, cfg = self.resource_table("genre"), self.config.genre
@@ -262,11 +272,22 @@ class CatalogSource:
                         parent.c[cfg.id_column] == child.c[self.config.genre_parent_column],
                     )
                 )
-                .where(child.c[cfg.id_column].between(id_range.first, id_range.last))
+                .where(child.c[cfg.id_column].between(id_range.floor, id_range.last))
             )
         with self.engine.connect() as conn:
             parts = [f"{n}:{h}" for q in queries for n, h in [conn.execute(q).one()]]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def sample_ids(self, resource_type: str, n: int) -> list[int]:
+        """The oldest and the newest ids (half each): payload shapes drift over a catalog's
+        life, and two index range scans stay cheap at any size, where a random sample would
+        read the whole table."""
+        t = self.resource_table(resource_type)
+        id_col = t.c[self.config.resource(resource_type).id_column]
+        with self.engine.connect() as conn:
+            low = conn.execute(sa.select(id_col).order_by(id_col).limit(n - n // 2)).scalars()
+            high = conn.execute(sa.select(id_col).order_by(id_col.desc()).limit(n // 2)).scalars()
+            return sorted({int(i) for i in (*low.all(), *high.all())})
 
     def rows_for_ids(self, resource_type: str, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Just these rows (a scoped refresh); ids the catalog no longer has are absent."""

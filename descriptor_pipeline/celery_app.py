@@ -14,6 +14,10 @@ differ from stock dagster-celery 0.29.27, each for a reason:
   process, and a worker with other code refuses it (`CodeVersionMismatch`) instead of running it.
   A worker also drops a task of a run that already finished (a late redelivery), so a step is
   never published again after the run gave up or a resume re-ran it.
+- A lost broker: the run process's next publish or result poll fails within seconds and fails
+  the run, which frees the pool slots its steps held; a worker stops the step it was running
+  (`worker_cancel_long_running_tasks_on_connection_loss`). Re-execution from failure completes
+  the run (test_celery.py, test_a_broker_lost_mid_backfill_...).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import celery
 import dagster as dg
 from celery import Celery
+from celery.utils.log import get_task_logger
 from dagster._core.execution.retries import RetryMode
 from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import pack_value
@@ -38,6 +43,8 @@ from dagster_celery.tasks import create_task
 from kombu import Queue
 
 from descriptor_pipeline.celery_routing import DEFAULT_QUEUE, QUEUES
+
+logger = get_task_logger(__name__)
 
 DEFAULT_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 CODE_VERSION_KWARG = "descriptor_code_version"
@@ -81,9 +88,18 @@ APP_CONFIG: dict[str, Any] = {
     "task_reject_on_worker_lost": True,
     "broker_connection_retry_on_startup": True,
     # a publish to a broker that is gone fails in about 2 s instead of hanging the run
-    "broker_transport_options": {"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
-                                 "interval_max": 0.5},
+    "broker_transport_options": {
+        "max_retries": 3,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
+    },
     "broker_connection_timeout": 4,
+    # A worker that loses the broker can no longer acknowledge its running step (the broker
+    # hands the message out again when it is back), and the run process has failed the run:
+    # Celery's setting (default True from Celery 6) stops the step instead of letting it
+    # write on unseen, so the resume is the only writer of the partition.
+    "worker_cancel_long_running_tasks_on_connection_loss": True,
 }
 
 
@@ -103,7 +119,10 @@ class DescriptorTask(celery.Task):
                 "or stop it (docs/rollout.md, 'Past one machine: Celery workers')"
             )
         if self._run_finished(kwargs["execute_step_args_packed"]):
-            return []  # a redelivery after the run gave up: running it would publish again
+            # a redelivery after the run gave up (a dead worker, a lost broker): running it
+            # would publish a step of a finished run; the resume of that run re-runs it
+            logger.warning("dropped task %s: its run has finished", self.request.id)
+            return []
         return super().__call__(*args, **kwargs)
 
     @staticmethod
@@ -140,8 +159,9 @@ class DescriptorCeleryExecutor(CeleryExecutor):
             DAGSTER_CELERY_QUEUE_TAG, DEFAULT_QUEUE
         )
 
-        def submit(_app: Any, context: Any, step: Any, queue: str, priority: int,
-                   known_state: Any) -> Any:
+        def submit(
+            _app: Any, context: Any, step: Any, queue: str, priority: int, known_state: Any
+        ) -> Any:
             step_args = ExecuteStepArgs(
                 job_origin=context.reconstructable_job.get_python_origin(),
                 run_id=context.dagster_run.run_id,
@@ -160,7 +180,25 @@ class DescriptorCeleryExecutor(CeleryExecutor):
                 priority=priority, queue=queue, routing_key=f"{queue}.execute_plan"
             )
 
-        return core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
+        try:
+            yield from core_celery_execution_loop(
+                plan_context, execution_plan, step_execution_fn=submit
+            )
+        except Exception:
+            yield self._free_pool_slots(plan_context)
+            raise
+
+    @staticmethod
+    def _free_pool_slots(plan_context: Any) -> dg.DagsterEvent:
+        """Give back the pool slots of this run's steps still out on workers when the loop
+        fails (a lost broker): Dagster frees a claimed slot only on the step's end event,
+        which the failed run will not receive, so other runs waited for them (observed)."""
+        storage = plan_context.instance.event_log_storage
+        if storage.supports_global_concurrency_limits:
+            storage.free_concurrency_slots_for_run(plan_context.dagster_run.run_id)
+        return dg.DagsterEvent.engine_event(
+            plan_context, "Celery execution failed: the pool slots of this run's steps are freed"
+        )
 
 
 @dg.executor(

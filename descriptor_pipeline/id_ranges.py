@@ -8,6 +8,11 @@ from dataclasses import dataclass
 
 RESOURCE_TYPES: tuple[str, ...] = ("genre", "artist", "album", "track")
 KEY_DIGITS = 9
+# Catalog ids start at 1. The first range (from 0) also answers for every id below it, which no
+# range key can name, so that its raw stage reads those rows and quarantines them with a reason
+# (`id_sign:id`) instead of leaving them in no partition at all. The smallest BIGINT whose
+# predecessor is still a BIGINT: keyset pages start after `floor - 1`.
+LOWEST_ID = -(2**63) + 1
 
 
 @dataclass(frozen=True, order=True)
@@ -28,8 +33,13 @@ class IdRange:
             raise ValueError(f"not an id-range key: {key!r} (expected e.g. 000000000-000009999)")
         return cls(int(first), int(last))
 
+    @property
+    def floor(self) -> int:
+        """The lowest id the range answers for: its first id, or any id for the first range."""
+        return LOWEST_ID if self.first == 0 else self.first
+
     def __contains__(self, resource_id: object) -> bool:
-        return isinstance(resource_id, int) and self.first <= resource_id <= self.last
+        return isinstance(resource_id, int) and self.floor <= resource_id <= self.last
 
 
 def ranges_covering(max_id: int, range_size: int) -> list[IdRange]:
@@ -75,8 +85,8 @@ class RangeLookup:
         self._firsts = [r.first for r in self.ranges]
 
     def range_of(self, resource_id: int) -> IdRange | None:
-        i = bisect.bisect_right(self._firsts, resource_id) - 1
-        if i >= 0 and resource_id in self.ranges[i]:
+        i = max(bisect.bisect_right(self._firsts, resource_id) - 1, 0)
+        if self.ranges and resource_id in self.ranges[i]:
             return self.ranges[i]
         return None
 

@@ -85,6 +85,14 @@ def _apply_text_rules(value: str, rules: tuple[str, ...], ctx: NormalizationCont
     return value
 
 
+def _origin(where: SourcePath, rules: list[str]) -> dict[str, Any]:
+    """Where a value came from; the source profile too when one put the path there."""
+    origin = {"source": where.source.value, "path": str(where), "rules": rules}
+    if where.profile:
+        origin["profile"] = where.profile
+    return origin
+
+
 def _normalize_field(
     spec: FieldSpec, sources: RowSources, ctx: NormalizationContext
 ) -> tuple[Any, dict[str, Any] | None]:
@@ -95,7 +103,7 @@ def _normalize_field(
             if value is not None:
                 if not isinstance(value, bool):
                     raise RejectedValue(f"type:{where}", f"{where}: expected true/false", value)
-                return value, {"source": where.source.value, "path": str(where), "rules": []}
+                return value, _origin(where, [])
         return False, None
     if spec.kind == "int":
         for where in spec.sources:
@@ -108,11 +116,7 @@ def _normalize_field(
             for name in spec.rules:
                 number = RULES[name].fn(value, ctx)
             if number is not None:
-                return number, {
-                    "source": where.source.value,
-                    "path": str(where),
-                    "rules": rule_tags,
-                }
+                return number, _origin(where, rule_tags)
         return None, None
     if spec.kind == "text":
         for where in spec.sources:
@@ -124,7 +128,7 @@ def _normalize_field(
                 continue
             text = _apply_text_rules(text, spec.rules, ctx)
             if text:
-                return text, {"source": where.source.value, "path": str(where), "rules": rule_tags}
+                return text, _origin(where, rule_tags)
         return None, None
     # text_list: union over sources in precedence order, per-value provenance
     collected: list[tuple[str, str]] = []
@@ -146,7 +150,12 @@ def _normalize_field(
             collected = rule.fn(collected, ctx)
     if not collected:
         return [], None
-    return [v for v, _ in collected], {"from": [o for _, o in collected], "rules": rule_tags}
+    origin: dict[str, Any] = {"from": [o for _, o in collected], "rules": rule_tags}
+    used = set(origin["from"])
+    profiles = {str(w): w.profile for w in spec.sources if w.profile and str(w) in used}
+    if profiles:
+        origin["profiles"] = profiles
+    return [v for v, _ in collected], origin
 
 
 def _parse_json(text: Any) -> Any:
@@ -155,11 +164,9 @@ def _parse_json(text: Any) -> Any:
     return orjson.loads(text) if isinstance(text, str | bytes) else text
 
 
-def normalize_row(
-    resource_type: str, row: dict[str, Any], ctx: NormalizationContext
-) -> dict[str, Any]:
-    """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
-    sources = RowSources(
+def row_sources(row: dict[str, Any]) -> RowSources:
+    """The parsed documents of a raw row (JSON text parsed once), keyed by source."""
+    return RowSources(
         {
             Source.CUSTOM: _parse_json(row.get("custom_data")),
             Source.CATALOG: {"name": None if is_missing(row.get("name")) else row.get("name")},
@@ -168,6 +175,13 @@ def normalize_row(
             Source.SPOTIFY: _parse_json(row.get("spotify_data")),
         }
     )
+
+
+def normalize_row(
+    resource_type: str, row: dict[str, Any], ctx: NormalizationContext
+) -> dict[str, Any]:
+    """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
+    sources = row_sources(row)
     for source in (Source.CUSTOM, Source.ENRICHMENT, Source.SPOTIFY):
         doc = sources.documents[source]
         if doc is not None and not isinstance(doc, dict):
@@ -178,15 +192,44 @@ def normalize_row(
             )
     out: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
-    for spec in fields_of(resource_type):
-        value, origin = _normalize_field(spec, sources, ctx)
+    dropped: list[tuple[str, RejectedValue]] = []
+    for spec in ctx.fields[resource_type]:
+        try:
+            value, origin = _normalize_field(spec, sources, ctx)
+        except RejectedValue as exc:
+            if spec.name == "name":  # the one field a document cannot do without
+                raise
+            dropped.append((spec.name, exc))  # the field goes; the resource is still published
+            value, origin = EMPTY[spec.kind], None
         out[spec.name] = value
         if origin is not None:
             provenance[spec.name] = origin
     if not out.get("name"):
         raise RejectedValue("required:name", "no usable name in any source", row.get("name"))
     out["provenance"] = provenance
+    out["dropped"] = dropped
     return out
+
+
+# What a dropped field holds: what it holds when no source has a value.
+EMPTY: dict[str, Any] = {"text": None, "text_list": [], "int": None, "flag": False}
+
+
+def _as_stored(value: Any) -> str | None:
+    """A rejected value as the quarantine keeps it: text as is, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=str).decode()
+
+
+def dropped_fields(resource_id: int, dropped: list[tuple[str, RejectedValue]]) -> Rejection:
+    """One quarantine row (stage `field`) for the fields a published resource lost: the
+    first field's rule and value, every field's reason."""
+    field, first = dropped[0]
+    reason = "; ".join(f"{name}: {exc.reason}" for name, exc in dropped)
+    return Rejection(
+        resource_id, "field", f"{field}:{first.rule}", reason, _as_stored(first.raw_value)
+    )
 
 
 def content_hash(payload: dict[str, Any]) -> str:
@@ -195,8 +238,9 @@ def content_hash(payload: dict[str, Any]) -> str:
 
 def input_hash(raw_hash: str, ctx: NormalizationContext) -> str:
     """What a normalized row was computed from: skip it when none of this changed."""
+    profiles = f"|{ctx.profiles_fingerprint}" if ctx.profiles_fingerprint else ""
     return hashlib.sha256(
-        f"{raw_hash}|{NORMALIZATION_VERSION}|{ctx.genre_vocabulary.fingerprint}".encode()
+        f"{raw_hash}|{NORMALIZATION_VERSION}|{ctx.genre_vocabulary.fingerprint}{profiles}".encode()
     ).hexdigest()
 
 
@@ -204,7 +248,8 @@ def normalize_rows(
     resource_type: str, raw: Iterable[dict[str, Any]], ctx: NormalizationContext
 ) -> tuple[list[dict[str, Any]], list[Rejection]]:
     """Normalize a chunk of raw rows; bad rows become rejections, the rest canonical records
-    (the schema's fields as plain values, provenance as JSON text, the content hash).
+    (the schema's fields as plain values, provenance as JSON text, the content hash). A row
+    that lost only some fields is a record AND a rejection of stage `field`.
 
     Plain dicts in and out: the chunk stays in one shape from the stage table to the stage
     table (a pandas and Arrow round trip here cost 15% of a backfill).
@@ -217,21 +262,16 @@ def normalize_rows(
         try:
             values = normalize_row(resource_type, row, ctx)
         except RejectedValue as exc:
-            raw_value = (
-                exc.raw_value
-                if isinstance(exc.raw_value, str)
-                else (
-                    orjson.dumps(exc.raw_value, default=str).decode()
-                    if exc.raw_value is not None
-                    else None
-                )
+            rejections.append(
+                Rejection(resource_id, "normalize", exc.rule, exc.reason, _as_stored(exc.raw_value))
             )
-            rejections.append(Rejection(resource_id, "normalize", exc.rule, exc.reason, raw_value))
             continue
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             rejections.append(Rejection(resource_id, "normalize", "unexpected", repr(exc), None))
             continue
         provenance = values.pop("provenance")
+        if values["dropped"]:
+            rejections.append(dropped_fields(resource_id, values["dropped"]))
         record = {
             "resource_type": resource_type,
             "resource_id": resource_id,

@@ -17,9 +17,11 @@ import orjson
 from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.partition_lock import serialized
 from descriptor_pipeline.rejections import Rejection
 from descriptor_pipeline.schema import SOURCE_COLUMNS
 from descriptor_pipeline.stages import RowObserver, StageReport, scoped_ids, within
+from descriptor_pipeline.store_engine import refused_updates
 from descriptor_pipeline.tables import raw_descriptors
 from descriptor_pipeline.values import is_missing
 
@@ -66,6 +68,22 @@ def _text_problem(resource_id: int, column: str, value: Any) -> Rejection | None
     return None
 
 
+def _id_problem(resource_id: int) -> Rejection | None:
+    """Catalog ids start at 1: a row below that is read by the first range (`IdRange.floor`)
+    only to be quarantined here, so that it is seen and counted instead of silently lost."""
+    if resource_id >= 1:
+        return None
+    return Rejection(
+        resource_id,
+        "raw",
+        "id_sign:id",
+        f"id {resource_id} is not positive: catalog ids start at 1 and the index keys "
+        "resources by positive ids, so this row cannot be published; give it a positive id "
+        "in the catalog (it then leaves quarantine on the next run of its range)",
+        str(resource_id),
+    )
+
+
 def _timestamp_problem(resource_id: int, value: Any) -> Rejection | None:
     if value is None:
         return None
@@ -102,6 +120,7 @@ def validate_raw(
             (
                 p
                 for p in (
+                    _id_problem(resource_id),
                     *(_text_problem(resource_id, c, row[c]) for c in ("name", *SOURCE_COLUMNS)),
                     _timestamp_problem(resource_id, row["source_updated_at"]),
                 )
@@ -173,6 +192,7 @@ def _catalog_chunks(
         yield CatalogChunk(IdRange(ids[0], ids[-1]), rows), set(ids)
 
 
+@serialized("raw")
 def extract_raw(
     source: CatalogSource,
     store: IndexStore,
@@ -184,6 +204,7 @@ def extract_raw(
     """Catalog rows -> raw_descriptors. With `only_ids`, just those rows are read and synced
     (an id the catalog no longer has is deleted); otherwise the whole id range."""
     report = StageReport("raw", partition.key)
+    report.catalog_without = source.config.absent(partition.resource_type)
     if only_ids is not None:
         only_ids = frozenset(only_ids)
         report.scoped_ids = len(only_ids)
@@ -226,12 +247,17 @@ def extract_raw(
                 keep_ids={r.resource_id for r in rejections},
                 existing=stored,
             )
+            stale = refused_updates(
+                conn, raw_descriptors, "raw_hash", partition.resource_type, rows, stored
+            )
             store.record_rejections(
                 conn, partition, "raw", chunk.span, rejections, resolved_ids=scope
             )
         if observe is not None:
             observe([r for r in rows if stored.get(int(r["resource_id"])) != r["raw_hash"]])
         counts.read += len(rejections)
+        counts.updated -= stale
+        report.stale += stale
         report.counts.add(counts)
         report.rejected += len(rejections)
         report.chunks += 1

@@ -25,8 +25,11 @@ from descriptor_pipeline.documents import document_from_stored, publish_hash
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore, SyncCounts
 from descriptor_pipeline.normalization import input_hash, normalize_rows
+from descriptor_pipeline.partition_lock import serialized
 from descriptor_pipeline.rules import GenreVocabulary, NormalizationContext
 from descriptor_pipeline.schema import fields_of
+from descriptor_pipeline.source_profiles import resolve as resolve_profiles
+from descriptor_pipeline.store_engine import refused_updates
 from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
 
 # Receives, per chunk, the rows a stage writes (new or changed), while they are still in memory:
@@ -42,14 +45,17 @@ class StageReport:
     partition_key: str
     counts: SyncCounts = field(default_factory=SyncCounts)
     rejected: int = 0
+    fields_dropped: int = 0  # resources published without one or more bad fields
     quarantined: int = 0
     withdrawn: int = 0
+    stale: int = 0  # updates `not_older` refused: another run had stored a newer version
     chunks: int = 0
     seconds: float = 0.0
     scoped_ids: int | None = None  # a scoped refresh: how many ids it was asked to look at
 
     partitions: int = 1  # >1 when a backfill packed several partitions into one run
     catalog_unchanged: bool = False  # the range's fingerprint matched: nothing was read
+    catalog_without: list[str] = field(default_factory=list)  # parts this catalog lacks
 
     @classmethod
     def combined(cls, reports: Sequence[StageReport]) -> StageReport:
@@ -62,11 +68,14 @@ class StageReport:
         for report in reports:
             out.counts.add(report.counts)
             out.rejected += report.rejected
+            out.fields_dropped += report.fields_dropped
             out.quarantined += report.quarantined
             out.withdrawn += report.withdrawn
+            out.stale += report.stale
             out.chunks += report.chunks
             out.seconds += report.seconds
             out.catalog_unchanged = out.catalog_unchanged and report.catalog_unchanged
+            out.catalog_without = sorted({*out.catalog_without, *report.catalog_without})
             if report.scoped_ids is not None:
                 out.scoped_ids = (out.scoped_ids or 0) + report.scoped_ids
         return out
@@ -85,14 +94,17 @@ class StageReport:
             "rows_deleted": c.deleted,
             "rows_written": c.written,
             "rows_rejected": self.rejected,
+            "rows_with_fields_dropped": self.fields_dropped,
             "quarantined_total": self.quarantined,
             "rows_withdrawn": self.withdrawn,
+            "rows_stale": self.stale,
             "chunks": self.chunks,
             "seconds": round(self.seconds, 3),
             "changed_nothing": self.changed_nothing,
             "scope": "whole partition" if self.scoped_ids is None else f"{self.scoped_ids} ids",
             "partitions_in_run": self.partitions,
             "catalog_unchanged": self.catalog_unchanged,
+            "catalog_without": ", ".join(self.catalog_without) or "nothing",
         }
 
 
@@ -126,7 +138,11 @@ def within(existing: dict[int, str], scope: set[int] | None) -> dict[int, str]:
 
 
 def normalization_context(source: CatalogSource) -> NormalizationContext:
-    return NormalizationContext(GenreVocabulary.from_names(source.genre_names()))
+    """The genre vocabulary and the fields with the catalog's source profiles applied."""
+    fields, fingerprint = resolve_profiles(source.config.profiles_by_type())
+    return NormalizationContext(
+        GenreVocabulary.from_names(source.genre_names()), fields, fingerprint
+    )
 
 
 def _stored_normalized_rows(
@@ -183,6 +199,7 @@ def _stage_pages(
         yield IdRange(ids[0], ids[-1]), [{k: r[k] for k in names} for r in records], set(ids)
 
 
+@serialized("normalize")
 def normalize_partition(
     store: IndexStore,
     partition: DescriptorPartition,
@@ -207,7 +224,9 @@ def normalize_partition(
             )
             hashes = {int(r["resource_id"]): input_hash(r["raw_hash"], context) for r in raw}
             todo = [r for r in raw if existing.get(r["resource_id"]) != hashes[r["resource_id"]]]
-            records, rejections = normalize_rows(resource_type, todo, context)
+            records, refused = normalize_rows(resource_type, todo, context)
+            rejections = [r for r in refused if r.stage == "normalize"]
+            fields = [r for r in refused if r.stage == "field"]  # published without them
             rows = _stored_normalized_rows(resource_type, records, hashes)
             todo_ids = {int(r["resource_id"]) for r in todo}
             skipped = set(hashes) - todo_ids
@@ -221,20 +240,20 @@ def normalize_partition(
                 keep_ids=skipped | {r.resource_id for r in rejections},
                 existing=existing,
             )
-            store.record_rejections(
-                conn,
-                partition,
-                "normalize",
-                span,
-                rejections,
-                resolved_ids=todo_ids,
+            stale = refused_updates(
+                conn, normalized_descriptors, "input_hash", resource_type, rows, existing
             )
+            for stage, found in (("normalize", rejections), ("field", fields)):
+                store.record_rejections(conn, partition, stage, span, found, resolved_ids=todo_ids)
         if observe is not None:
             observe(rows)
         counts.read = len(raw)
         counts.unchanged += len(skipped)
+        counts.updated -= stale
+        report.stale += stale
         report.counts.add(counts)
         report.rejected += len(rejections)
+        report.fields_dropped += len(fields)
         report.chunks += 1
     report.quarantined = store.count_quarantined(partition.key, "normalize")
     report.seconds = time.perf_counter() - started
@@ -244,6 +263,7 @@ def normalize_partition(
 # ---------------------------------------------------------------- published index
 
 
+@serialized("publish")
 def publish_partition(
     store: IndexStore,
     partition: DescriptorPartition,
@@ -284,7 +304,7 @@ def publish_partition(
             for stored in store.rows_by_id(conn, normalized_descriptors, resource_type, todo):
                 document = document_from_stored(resource_type, stored)
                 if document is None:
-                    withdrawn += 1
+                    withdrawn += int(stored["resource_id"]) in existing  # taken out this run
                 else:
                     documents.append(document)
             now = datetime.now(UTC)
@@ -300,10 +320,13 @@ def publish_partition(
                 keep_ids=set(wanted) - set(todo),
                 existing=existing,
             )
+            stale = refused_updates(conn, target, "input_hash", resource_type, documents, existing)
             if observe is not None:
                 observe(documents)
             counts.read = len(wanted)
             counts.unchanged = len(wanted) - len(todo)
+            counts.updated -= stale
+            report.stale += stale
             report.counts.add(counts)
             report.withdrawn += withdrawn
             report.chunks += 1

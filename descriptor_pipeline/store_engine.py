@@ -6,6 +6,7 @@ choices (WAL and busy timeout on SQLite, psycopg 3 and orjson on Postgres) are m
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,35 @@ def not_older(table: sa.Table, excluded: Any) -> sa.ColumnElement[bool]:
         return sa.true()
     old, new = table.c.source_updated_at, excluded.source_updated_at
     return sa.or_(old.is_(None), new.is_(None), new >= old)
+
+
+def refused_updates(
+    conn: sa.Connection,
+    table: sa.Table,
+    hash_column: str,
+    resource_type: str,
+    rows: Sequence[dict[str, Any]],
+    existing: Mapping[int, str],
+) -> int:
+    """How many of the updates just upserted `not_older` refused (a newer version was stored
+    by another run), so that the metrics count only what this run wrote. One indexed lookup of
+    the updated ids, in the writing transaction; inserts are not looked up (the partition lock
+    keeps other writers of the partition out, so an insert cannot meet a newer row)."""
+    if "source_updated_at" not in table.c:
+        return 0
+    updated = {}
+    for row in rows:
+        resource_id = int(row["resource_id"])
+        if existing.get(resource_id) not in (None, row[hash_column]):
+            updated[resource_id] = row[hash_column]
+    if not updated:
+        return 0
+    stored = conn.execute(
+        sa.select(table.c.resource_id, table.c[hash_column]).where(
+            table.c.resource_type == resource_type, table.c.resource_id.in_(sorted(updated))
+        )
+    )
+    return sum(1 for resource_id, value in stored if value != updated[int(resource_id)])
 
 
 def dialect_insert(engine: sa.Engine) -> Any:

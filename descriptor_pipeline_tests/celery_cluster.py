@@ -4,8 +4,10 @@ scripts/celery_workers.sh, and runs launched by `dagster job execute` as separat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,14 +16,19 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import sqlalchemy as sa
 
+from descriptor_pipeline.refresh.tags import TAG_MODE
 from descriptor_pipeline_tests.processes import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RABBIT = ("127.0.0.1", 5672)
 IN_CI = os.environ.get("CI", "").lower() == "true"
+INDEX_COLUMNS = "resource_type, resource_id, document_key, name, display_text, search_name, " \
+    "search_aliases, search_facets, search_description, document, hidden, content_hash"
 
 
 def rabbit_or_skip() -> None:
@@ -116,9 +123,45 @@ class Cluster:
         self.runs.append(proc)
         return proc
 
+    def script(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """scripts/celery_workers.sh with the deployment's environment, as an operator runs it."""
+        return subprocess.run(
+            ["bash", str(REPO / "scripts/celery_workers.sh"), *args],
+            cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    @property
+    def script_pidfiles(self) -> dict[str, int]:
+        """The workers `celery_workers.sh start` left running: name -> process group."""
+        rundir = Path(self.env["DAGSTER_HOME"]) / "celery"
+        return {p.stem: int(p.read_text()) for p in sorted(rundir.glob("*.pid"))}
+
+    @property
+    def vhost(self) -> str:
+        return self.env["DESCRIPTOR_CELERY_BROKER"].rsplit("/", 1)[1]
+
+    def resume(self, name: str, parent_run_id: str) -> subprocess.Popen[bytes]:
+        """Re-execute a failed run from failure, in a process of its own whose steps go to the
+        workers: what the UI's *Re-execute from failure* and `run_retries` do (same strategy,
+        the parent's tags and config)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "descriptor_pipeline_tests.celery_cluster", "resume",
+             parent_run_id],
+            cwd=REPO,
+            env=self.env,
+            stdout=self.log(name).open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.runs.append(proc)
+        return proc
+
     def close(self) -> None:
         for proc in [*self.runs, *self.workers.values()]:
             stop(proc, signal.SIGKILL if proc in self.runs else signal.SIGTERM)
+        for group in self.script_pidfiles.values():  # workers a test's `start` left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
 
 
 def cluster_env(home: Path, vhost: str, instance_url: str, data_url: str) -> dict[str, str]:
@@ -137,3 +180,87 @@ def cluster_env(home: Path, vhost: str, instance_url: str, data_url: str) -> dic
         "DESCRIPTOR_EXECUTOR": "celery",
         "DESCRIPTOR_CELERY_BROKER": f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}",
     }
+
+
+def index_rows(url: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT {INDEX_COLUMNS} FROM descriptor_index ORDER BY resource_type, resource_id"
+        )).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def materializations(
+    instance: dg.DagsterInstance, asset: str
+) -> dict[str, list[dg.EventLogRecord]]:
+    """The materializations of `asset` by partition, oldest first."""
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+    out: dict[str, list[dg.EventLogRecord]] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        out.setdefault(record.partition_key or "", []).append(record)
+    return out
+
+
+def rows_written(record: dg.EventLogRecord) -> int:
+    materialization = record.asset_materialization
+    assert materialization is not None
+    return int(materialization.metadata["rows_written"].value)  # type: ignore[arg-type]
+
+
+def finish(cluster: Cluster, name: str, proc: object, timeout: float = 150) -> None:
+    wait_for(f"run {name}", lambda: proc.poll() is not None, timeout,  # type: ignore[attr-defined]
+             [cluster.log(name), *(cluster.log(w) for w in cluster.workers)])
+
+
+def runs_by_mode(instance: dg.DagsterInstance, mode: str) -> list[dg.RunRecord]:
+    return list(instance.get_run_records(filters=dg.RunsFilter(tags={TAG_MODE: mode})))
+
+
+def executed_tasks(cluster: Cluster, worker: str) -> int:
+    text = cluster.log(worker).read_text(errors="replace")
+    return len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", text))
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def resume_from_failure(parent_run_id: str) -> bool:
+    """Re-execute `parent_run_id` from failure on the instance in DAGSTER_HOME."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.plan.state import KnownExecutionState
+
+    with dg.DagsterInstance.get() as instance:
+        parent = instance.get_run_by_id(parent_run_id)
+        assert parent is not None, parent_run_id
+        steps, _ = KnownExecutionState.build_resume_retry_reexecution(instance, parent)
+        if not steps:
+            # every step finished on a worker after the run process had failed: Dagster
+            # refuses an empty re-execution ("in-memory io managers"), and there is nothing to do
+            print(f"nothing to resume: every step of {parent_run_id} succeeded")
+            return True
+        job = ReconstructableRepository.for_module(
+            "descriptor_pipeline.definitions", "defs", str(REPO)
+        ).get_reconstructable_job(parent.job_name)
+        tags = {k: v for k, v in parent.tags.items()
+                if k not in ("dagster/parent_run_id", "dagster/root_run_id")}
+        result = dg.execute_job(
+            job,
+            instance,
+            run_config=parent.run_config,
+            tags=tags,
+            reexecution_options=dg.ReexecutionOptions.from_failure(parent_run_id, instance),
+        )
+        print(f"resumed {parent_run_id} as {result.run_id}: success={result.success}")
+        return result.success
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["resume"]:
+        sys.exit(0 if resume_from_failure(sys.argv[2]) else 1)

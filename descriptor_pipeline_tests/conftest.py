@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.defs.assets import descriptor_assets
@@ -50,10 +51,11 @@ class Deployment:
     chunk_size: int = 97  # small and odd so every partition spans several chunks
     quality: QualitySettings = field(default_factory=QualitySettings)
     freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
+    mapping_file: str | None = None  # DESCRIPTOR_CATALOG_MAPPING
 
     @property
     def catalog(self) -> CatalogSource:
-        return open_catalog(self.catalog_url, None)
+        return open_catalog(self.catalog_url, self.mapping_file)
 
     @property
     def store(self) -> IndexStore:
@@ -61,7 +63,7 @@ class Deployment:
 
     def resources(self) -> dict[str, dg.ConfigurableResource]:
         return {
-            "catalog": CatalogResource(url=self.catalog_url),
+            "catalog": CatalogResource(url=self.catalog_url, mapping_file=self.mapping_file),
             "index_store": IndexStoreResource(url=self.index_url),
             "settings": PipelineSettings(chunk_size=self.chunk_size),
             "quality": self.quality,
@@ -91,11 +93,21 @@ class Deployment:
         return [self.materialize(p) for p in self.register(range_size)]
 
 
-def write_instance_file(dagster_home: Path, postgres: bool = False) -> None:
+def write_instance_file(
+    dagster_home: Path,
+    postgres: bool = False,
+    overrides: dict[str, dict[str, object]] | None = None,
+) -> None:
     """$DAGSTER_HOME/dagster.yaml as scripts/env.sh writes it: the shared settings, plus the
-    dagster-postgres storage for the production instance."""
+    dagster-postgres storage for the production instance. `overrides` replaces single settings
+    of a section (a test shortens the run monitoring's intervals, say)."""
     parts = ["dagster.yaml", *(["dagster.postgres.storage.yaml"] if postgres else [])]
     text = "\n".join((REPO / part).read_text() for part in parts)
+    if overrides:
+        settings = yaml.safe_load(text)
+        for section, values in overrides.items():
+            settings.setdefault(section, {}).update(values)
+        text = yaml.safe_dump(settings, sort_keys=False)
     (dagster_home / "dagster.yaml").write_text(text)
 
 

@@ -112,18 +112,23 @@ def test_bad_rows_are_quarantined_and_the_rest_is_published(deployment: Deployme
     results = deployment.backfill()
     assert all(r.success for r in results)
     quarantine = deployment.store.quarantine_rows()
-    expected = ["int_range@1", "name_length@1"] + ([] if pg else ["json_parse:spotify_data"])
+    expected = ["popularity:int_range@1", "name_length@1"]
+    expected += [] if pg else ["json_parse:spotify_data"]
     assert sorted(quarantine["rule"]) == sorted(expected)
-    assert set(quarantine["stage"]) == ({"normalize"} if pg else {"raw", "normalize"})
+    assert set(quarantine["stage"]) == (
+        {"field", "normalize"} if pg else {"raw", "normalize", "field"}
+    )
     assert quarantine["reason"].str.len().min() > 10
     assert quarantine["partition_key"].str.contains(r"\|").all()
     published = index_rows(deployment)
     for row in quarantine.itertuples():
-        assert (row.resource_type, row.resource_id) not in published
+        # a bad field drops that field: the resource is published with its good fields
+        assert ((row.resource_type, row.resource_id) in published) == (row.stage == "field")
     assert len(published) > 6000
 
     # fix the bad album in the catalog: replay by rerunning its partition
-    bad = quarantine.loc[quarantine["rule"] == "int_range@1"].iloc[0]
+    bad = quarantine.loc[quarantine["stage"] == "field"].iloc[0]
+    assert bad.reason == "popularity: expected a number, got 'very high'"
     catalog_exec(
         deployment,
         f"UPDATE music_album SET spotify_data = {json_param(deployment)} WHERE id = :i",
@@ -131,7 +136,8 @@ def test_bad_rows_are_quarantined_and_the_rest_is_published(deployment: Deployme
         i=int(bad.resource_id),
     )
     result = deployment.materialize(DescriptorPartition("album", IdRange(0, 999)))
-    assert metadata_of(result, "normalized_descriptors")["quarantined_total"] == 0
+    assert metadata_of(result, "normalized_descriptors")["rows_with_fields_dropped"] == 0
+    assert "field" not in set(deployment.store.quarantine_rows()["stage"])
     assert ("album", int(bad.resource_id)) in index_rows(deployment)
     assert len(deployment.store.quarantine_rows()) == len(expected) - 1
 
@@ -140,11 +146,12 @@ def test_a_row_that_turns_bad_keeps_its_last_good_document(deployment: Deploymen
     deployment.register()
     deployment.materialize(ARTISTS_0)
     before = index_rows(deployment)[("artist", 5)]
-    if is_postgres(deployment):  # jsonb holds valid JSON only: break a type instead
-        bad, stage = """'{"popularity": "lots"}'::jsonb""", "normalized_descriptors"
+    if is_postgres(deployment):  # jsonb holds valid JSON only: make the name unusable instead
+        column, bad = "custom_data", """'{"name_override": ["a", "list"]}'::jsonb"""
+        stage = "normalized_descriptors"
     else:
-        bad, stage = "'{oops'", "raw_descriptors"
-    catalog_exec(deployment, f"UPDATE music_artist SET spotify_data = {bad} WHERE id = 5")
+        column, bad, stage = "spotify_data", "'{oops'", "raw_descriptors"
+    catalog_exec(deployment, f"UPDATE music_artist SET {column} = {bad} WHERE id = 5")
     result = deployment.materialize(ARTISTS_0)
     assert metadata_of(result, stage)["rows_rejected"] == 1
     assert index_rows(deployment)[("artist", 5)] == before

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import CATALOG_POOL, WRITER_POOL
@@ -22,12 +25,20 @@ from descriptor_pipeline.defs.partitions import register_id_ranges
 from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
-from descriptor_pipeline.refresh.tags import TAG_MODE, run_tags, scope_tags
+from descriptor_pipeline.refresh.tags import run_tags, scope_tags
 from descriptor_pipeline_tests.celery_cluster import (
+    REPO,
     Cluster,
     cluster_env,
+    executed_tasks,
+    finish,
+    group_alive,
+    index_rows,
+    materializations,
     rabbit_or_skip,
     rabbitmqctl,
+    rows_written,
+    runs_by_mode,
     stop,
     wait_for,
 )
@@ -35,8 +46,6 @@ from descriptor_pipeline_tests.conftest import Deployment, write_instance_file
 
 pytestmark = pytest.mark.celery
 RANGE = IdRange.parse("000000000-000000999")
-INDEX_COLUMNS = "resource_type, resource_id, document_key, name, display_text, search_name, " \
-    "search_aliases, search_facets, search_description, document, hidden, content_hash"
 
 
 def _database(admin_url: str) -> tuple[str, str]:
@@ -94,30 +103,6 @@ def partition_tags(resource_type: str, mode: str, **extra: str) -> dict[str, str
         "dagster/partition": f"{RANGE.key}|{resource_type}",
         **run_tags(mode, **extra),
     }
-
-
-def finish(cluster: Cluster, name: str, proc: object, timeout: float = 150) -> None:
-    wait_for(f"run {name}", lambda: proc.poll() is not None, timeout,  # type: ignore[attr-defined]
-             [cluster.log(name), *(cluster.log(w) for w in cluster.workers)])
-
-
-def index_rows(url: str) -> list[tuple[object, ...]]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"SELECT {INDEX_COLUMNS} FROM descriptor_index ORDER BY resource_type, resource_id"
-        )).all()
-    engine.dispose()
-    return [tuple(r) for r in rows]
-
-
-def runs_by_mode(instance: dg.DagsterInstance, mode: str) -> list[dg.RunRecord]:
-    return list(instance.get_run_records(filters=dg.RunsFilter(tags={TAG_MODE: mode})))
-
-
-def executed_tasks(cluster: Cluster, worker: str) -> int:
-    text = cluster.log(worker).read_text(errors="replace")
-    return len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", text))
 
 
 def test_two_workers_build_the_same_index_as_in_process(
@@ -259,3 +244,167 @@ def test_a_worker_with_other_code_is_refused(cluster: tuple[Cluster, dg.DagsterI
     assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
     assert "runs descriptor_pipeline code version older-release" in c.log("stale").read_text()
     assert open_store(c.env["DESCRIPTOR_INDEX_URL"]).document("artist", 1) is None
+
+
+def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them(
+    cluster: tuple[Cluster, dg.DagsterInstance], pg_url: str
+) -> None:
+    c, instance = cluster
+    workers = [c.start_worker("bulk"), c.start_worker("bulk")]
+    types = ["genre", "artist", "album", "track"]
+    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
+    table = open_catalog(data_url, None).resource_table("track").name
+    # the track partition's raw step blocks inside its catalog read, so a step is mid-flight on
+    # a worker when the broker goes, while the other worker works through the other partitions
+    locker = sa.create_engine(data_url)
+    conn = locker.connect()
+    tx = conn.begin()
+    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+    try:
+        procs = {t: c.launch(f"run-{t}", partition_tags(t, "full")) for t in types}
+        logs = [*(c.log(f"run-{t}") for t in types), *(c.log(w) for w in workers)]
+
+        def midway() -> bool:
+            received = any(re.search(r"Task execute_plan\[\S+\] received",
+                                     c.log(w).read_text(errors="replace")) for w in workers)
+            return received and sum(executed_tasks(c, w) for w in workers) >= 3
+
+        wait_for("the backfill to be under way", midway, 120, logs)
+        done_before = sum(executed_tasks(c, w) for w in workers)
+        # the broker goes away: no connection to the vhost is accepted, the open ones are closed
+        rabbitmqctl("set_vhost_limits", "-p", c.vhost, '{"max-connections": 0}')
+        cut = time.monotonic()
+        rabbitmqctl("close_all_connections", "--vhost", c.vhost, "test: broker gone")
+        for t, proc in procs.items():  # a clear failure within seconds, not a hang
+            wait_for(f"run {t} to end without its broker", lambda p=proc: p.poll() is not None,
+                     60, logs)
+        ended = time.monotonic() - cut
+    finally:
+        tx.rollback()
+        conn.close()
+        locker.dispose()
+    records = runs_by_mode(instance, "full")
+    status = {r.dagster_run.tags["dagster/partition"]: r.dagster_run.status for r in records}
+    failed = [r.dagster_run for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
+    assert set(status.values()) <= {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE}
+    assert status[f"{RANGE.key}|track"] == dg.DagsterRunStatus.FAILURE
+    for run in failed:  # the failure names the broker
+        partition = run.tags["dagster/partition"].split("|")[1]
+        text = c.log(f"run-{partition}").read_text(errors="replace")
+        assert re.search(r"CONNECTION_FORCED|NOT_ALLOWED", text), text[-3000:]
+    # the broker comes back; the workers reconnect by themselves
+    rabbitmqctl("clear_vhost_limits", "-p", c.vhost)
+    back = time.monotonic()
+    for w in workers:
+        wait_for(f"worker {w} to reconnect", lambda w=w: c.log(w).read_text(
+            errors="replace").count("Connected to amqp") >= 2, 60, [c.log(w)])
+    reconnected = time.monotonic() - back
+    resumes = [c.resume(f"resume-{i}", run.run_id) for i, run in enumerate(failed)]
+    for i, proc in enumerate(resumes):
+        finish(c, f"resume-{i}", proc)
+        assert proc.returncode == 0, c.log(f"resume-{i}").read_text()[-3000:]
+    resumed = [r.dagster_run for r in instance.get_run_records()
+               if r.dagster_run.parent_run_id in {run.run_id for run in failed}]
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in resumed)
+    resumed_ids = {run.run_id for run in resumed}
+    dropped = sum(c.log(w).read_text(errors="replace").count("its run has finished")
+                  for w in workers)
+    print(f"\nbroker cut after {done_before} steps: {len(failed)} of 4 runs failed within "
+          f"{ended:.1f}s; workers back {reconnected:.1f}s after the broker; {dropped} stale "
+          f"task(s) dropped; {len(resumed)} run(s) resumed from failure")
+    with dg.instance_for_test() as local:
+        dep = Deployment(data_url, pg_url, local)
+        dep.store  # noqa: B018
+        register_id_ranges(local, dep.catalog, 1000)
+        for t in types:
+            assert dep.materialize(DescriptorPartition(t, RANGE)).success
+    celery_rows, local_rows = index_rows(data_url), index_rows(pg_url)
+    assert len(celery_rows) > 50
+    assert celery_rows == local_rows
+    keys = [(r[0], r[1]) for r in celery_rows]
+    assert len(keys) == len(set(keys))
+    # published once: per partition and asset, one materialization that wrote the rows; a second
+    # one only where a worker was stopped between its commit and its step's end, and that
+    # re-run wrote nothing
+    for asset in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
+        by_partition = materializations(instance, asset)
+        assert sorted(by_partition) == sorted(f"{RANGE.key}|{t}" for t in types), asset
+        for key, records in by_partition.items():
+            assert 1 <= len(records) <= 2 and rows_written(records[0]) > 0, (asset, key)
+            assert all(rows_written(r) == 0 for r in records[1:]), (asset, key)
+    # the step that was mid-flight when the broker went was stopped: only its resume published
+    (track_raw,) = materializations(instance, "raw_descriptors")[f"{RANGE.key}|track"]
+    assert track_raw.run_id in resumed_ids, "the cut step published in the failed run"
+
+
+def test_the_workers_script_starts_lists_drains_and_stops_workers(
+    cluster: tuple[Cluster, dg.DagsterInstance],
+) -> None:
+    c, _ = cluster
+    started = c.script("start", "bulk", "2")
+    assert started.returncode == 0, started.stderr
+    groups = c.script_pidfiles
+    nodes = sorted(f"{name}@{socket.gethostname()}" for name in groups)
+    assert len(nodes) == 2 and all(group_alive(g) for g in groups.values())
+    status = c.script("status")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [f"{node}: bulk" for node in nodes]
+    drained = c.script("drain", "bulk")
+    assert drained.returncode == 0, drained.stderr
+    assert drained.stdout.count("no longer consuming from bulk") == 2
+    status = c.script("status")
+    assert status.stdout.splitlines() == [f"{node}: -" for node in nodes]
+    stopped = c.script("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert not any(group_alive(g) for g in groups.values()), "every worker process exited"
+    assert c.script_pidfiles == {}
+    assert c.script("status").returncode == 1  # no worker answers any more
+
+
+def test_stop_lets_the_running_step_finish(cluster: tuple[Cluster, dg.DagsterInstance]) -> None:
+    c, instance = cluster
+    assert c.script("start", "bulk", "1").returncode == 0
+    ((name, group),) = c.script_pidfiles.items()
+    log = Path(c.env["DAGSTER_HOME"]) / "celery" / f"{name}.log"
+    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
+    table = open_catalog(data_url, None).resource_table("artist").name
+    locker = sa.create_engine(data_url)  # the raw step blocks inside its catalog read
+    conn = locker.connect()
+    tx = conn.begin()
+    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+    try:
+        c.launch("run-artist", partition_tags("artist", "full"))
+        wait_for("the worker to take the raw step", lambda: re.search(
+            r"raw_descriptors - STEP_START", log.read_text(errors="replace")), 120,
+            [log, c.log("run-artist")])
+        stopping = subprocess.Popen(["bash", "scripts/celery_workers.sh", "stop"],
+                                    cwd=Path(__file__).resolve().parents[1], env=c.env)
+        time.sleep(5)
+        assert stopping.poll() is None and group_alive(group), "stop waits for the step"
+    finally:
+        tx.rollback()
+        conn.close()
+        locker.dispose()
+    assert stopping.wait(timeout=120) == 0
+    assert not group_alive(group)
+    assert re.search(r"Task execute_plan\[\S+\] succeeded", log.read_text(errors="replace"))
+    published = instance.fetch_materializations(dg.AssetKey("raw_descriptors"), limit=10)
+    assert len(published.records) == 1, "the step finished and published after the stop"
+
+
+def test_the_run_queue_lanes_and_the_celery_queues_agree() -> None:
+    """No broker needed: the lanes `dagster.yaml` limits, every mode's tags and the queues the
+    Celery app declares come from one table (celery_routing)."""
+    from descriptor_pipeline.celery_app import app
+    from descriptor_pipeline.celery_routing import LANE_QUEUES, MODE_PRIORITY, QUEUE_TAG
+    from descriptor_pipeline.refresh.tags import BULK_MODES, TAG_LANE
+
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    limited = {limit.get("value") for limit in config["concurrency"]["runs"][
+        "tag_concurrency_limits"] if limit["key"] == TAG_LANE}
+    assert limited and limited <= set(LANE_QUEUES)
+    for mode in sorted({*MODE_PRIORITY, *BULK_MODES}):
+        tags = run_tags(mode)
+        assert tags[QUEUE_TAG] == LANE_QUEUES[tags[TAG_LANE]], mode
+    assert {q.name: q.queue_arguments for q in app.conf.task_queues} == {
+        q: {"x-max-priority": 10} for q in LANE_QUEUES.values()}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange, RangeLookup
 from descriptor_pipeline_tests.conftest import Deployment, is_postgres, metadata_of
 
 ARTISTS_2 = DescriptorPartition("artist", IdRange(2000, 2999))  # the demo leaves room here
@@ -138,9 +138,13 @@ def test_a_slow_run_does_not_put_an_older_version_back(backend_deployment: Deplo
     stale.setattr(CatalogSource, "iter_chunks", lambda *_args, **_kw: iter(snapshot))
     stale.setattr(CatalogSource, "fingerprint", lambda *_args, **_kw: None)
     try:
-        assert dep.materialize(partition).success  # run A, writing what it read before B
+        run_a = dep.materialize(partition)  # run A, writing what it read before B
     finally:
         stale.undo()
+    assert run_a.success
+    # what A did not write is not counted as written: the guard kept B's newer row
+    raw = metadata_of(run_a, "raw_descriptors")
+    assert (raw["rows_written"], raw["rows_stale"]) == (0, 1)
     document = dep.store.document("artist", 5)
     assert document is not None and document["name"] == "Version Two"
     with dep.store.engine.connect() as conn:
@@ -151,3 +155,49 @@ def test_a_slow_run_does_not_put_an_older_version_back(backend_deployment: Deplo
             )
         ).scalar_one()
     assert raw_name == "Version Two"
+
+
+def test_ids_below_one_are_quarantined_by_the_first_range(backend_deployment: Deployment) -> None:
+    """Zero and negative ids fit no range key: the first range reads them and quarantines them
+    with a reason, the run counts them, and the index check accounts for them. They used to be
+    in neither the stage tables, the quarantine nor the index."""
+    dep = backend_deployment
+    bad = (0, -7, -(10**12))
+    with dep.catalog.engine.begin() as conn:
+        for resource_id in bad:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO music_artist (id, name, created_at, updated_at) "
+                    "VALUES (:i, :n, :t, :t)"
+                ),
+                {"i": resource_id, "n": f"Below One {resource_id}", "t": STAMP},
+            )
+    assert dep.catalog.range_starts(1000)[1] == len(bad)
+    first = DescriptorPartition("artist", IdRange(0, 999))
+    assert RangeLookup([first.id_range.key, "000001000-000001999"]).range_of(-7) == first.id_range
+    dep.register()
+    result = dep.materialize(first)
+    assert result.success
+    quarantined = dep.store.quarantine_rows(first.key)
+    below = quarantined[quarantined["resource_id"] < 1]
+    assert dict(zip(below["resource_id"], below["rule"], strict=True)) == dict.fromkeys(
+        bad, "id_sign:id"
+    )
+    reason = below.set_index("resource_id")["reason"][-7]
+    assert "id -7 is not positive" in reason and "give it a positive id" in reason
+    raw = metadata_of(result, "raw_descriptors")
+    assert raw["rows_rejected"] == len(bad) and raw["quarantined_total"] >= len(bad)
+    assert all(dep.store.document("artist", i) is None for i in bad)
+    (index_suite,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "index_suite"
+    ]
+    assert index_suite.passed and index_suite.metadata["ids_quarantined"].value >= len(bad)
+    assert metadata_of(result, "descriptor_index")["rows_written"] > 900  # the rest published
+
+    # fixed in the catalog: the row gets a positive id, and leaves quarantine on the next run
+    with dep.catalog.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE music_artist SET id = 2999 WHERE id = -7"))
+    dep.register()
+    assert dep.materialize(first).success
+    left = set(dep.store.quarantine_rows(first.key)["resource_id"])
+    assert -7 not in left and {0, -(10**12)} <= left

@@ -10,13 +10,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "descriptor_pipeline"
 # lowest first; a module may import only from its own layer or lower ones
 LAYERS: list[set[str]] = [
     {"id_ranges", "rejections", "values", "faults", "celery_routing"},
-    {"schema", "rules", "tables", "search", "store_engine", "catalog_config"},
+    {"schema", "rules", "tables", "search", "store_engine", "catalog_config", "partition_lock"},
     {"normalization", "documents", "catalog", "index_store_postgres", "partition_ledger"},
+    {"source_profiles"},
     {"index_store", "schema_doc", "demo"},
-    {"quality", "stages", "raw_stage", "refresh"},
+    {"quality", "stages", "raw_stage", "refresh", "dry_run"},
     {"defs", "celery_app", "cli", "definitions"},
 ]
-DOMAIN = {"schema", "rules", "normalization", "documents", "id_ranges", "values", "rejections"}
+DOMAIN = {
+    "schema", "rules", "normalization", "documents", "id_ranges", "values", "rejections",
+    "source_profiles",
+}  # fmt: skip
 MAX_LINES = 400
 
 

@@ -167,21 +167,16 @@ def test_type_specific_fields() -> None:
 @pytest.mark.parametrize(
     ("resource_type", "sources", "rule"),
     [
-        ("artist", {"spotify_data": {"popularity": "very high"}}, "int_range@1"),
-        ("artist", {"spotify_data": {"popularity": True}}, "int_range@1"),
         (
             "artist",
             {"spotify_data": {"name": ["a", "list"]}, "name": None},
             "type:spotify_data.name",
         ),
-        ("artist", {"enrichment_data": {"tags": "rock"}}, "type:enrichment_data.tags[].name"),
-        ("album", {"spotify_data": {"release_date": "last tuesday"}}, "year@1"),
         ("artist", {"name": "x" * 600}, "name_length@1"),
         ("artist", {"name": None}, "required:name"),
-        ("artist", {"custom_data": {"hidden": "yes"}}, "type:custom_data.hidden"),
     ],
 )
-def test_wrong_types_reject_the_row_with_a_reason(
+def test_a_row_without_a_usable_name_is_rejected_with_a_reason(
     resource_type: str, sources: dict, rule: str
 ) -> None:
     name = sources.pop("name", "Fine")
@@ -192,6 +187,49 @@ def test_wrong_types_reject_the_row_with_a_reason(
     assert [row["resource_id"] for row in records] == [1]
     assert [(r.resource_id, r.stage, r.rule) for r in rejections] == [(2, "normalize", rule)]
     assert rejections[0].reason
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "sources", "field", "rule", "value"),
+    [
+        ("artist", {"spotify_data": {"popularity": "very high"}}, "popularity", "int_range@1",
+         "very high"),
+        ("artist", {"spotify_data": {"popularity": True}}, "popularity", "int_range@1", "true"),
+        ("artist", {"enrichment_data": {"tags": "rock"}}, "genres",  # and tags: same path
+         "type:enrichment_data.tags[].name", "rock"),
+        ("album", {"spotify_data": {"release_date": "Single"}}, "release_year", "year@1",
+         "Single"),
+        ("artist", {"custom_data": {"hidden": "yes"}}, "hidden", "type:custom_data.hidden", "yes"),
+    ],
+)  # fmt: skip
+def test_a_bad_value_drops_its_field_and_the_resource_is_still_published(
+    resource_type: str, sources: dict, field: str, rule: str, value: str
+) -> None:
+    good = raw_row(1, "Good Row")
+    sources = {"custom_data": {"aliases": ["Kept Alias"]}, **sources}
+    bad = raw_row(2, "Still Published", **sources)
+    records, rejections = n.normalize_rows(resource_type, [good, bad], CTX)
+    assert [row["resource_id"] for row in records] == [1, 2]
+    published = records[1]
+    assert published["name"] == "Still Published"
+    assert published[field] in (None, [], False)
+    if "aliases" in sources["custom_data"]:
+        assert published["aliases"] == ["Kept Alias"]  # the good fields stay
+    ((resource_id, stage, got_rule, raw_value),) = [
+        (r.resource_id, r.stage, r.rule, r.raw_value) for r in rejections
+    ]
+    assert (resource_id, stage, got_rule) == (2, "field", f"{field}:{rule}")
+    assert raw_value == value and rejections[0].reason.startswith(f"{field}: ")
+    assert field not in orjson.loads(published["provenance"])
+
+
+def test_two_bad_fields_make_one_quarantine_row_naming_both() -> None:
+    row = raw_row(3, "Two Bad", spotify_data={"popularity": "high", "release_date": "soon"})
+    records, rejections = n.normalize_rows("album", [row], CTX)
+    assert len(records) == 1
+    (rejection,) = rejections
+    assert rejection.rule == "release_year:year@1"
+    assert rejection.reason.startswith("release_year: ") and "; popularity: " in rejection.reason
 
 
 def test_rule_version_bump_changes_every_documents_version(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -240,3 +278,48 @@ def test_every_fixture_row_normalizes_or_is_rejected_with_a_reason() -> None:
     descriptions = [r["description"] for r in records if r["description"]]
     assert descriptions and not any("<a " in d for d in descriptions)
     assert not any("Read more on Last.fm" in d for d in descriptions)
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("AT&amp;amp;T", "AT&amp;T"),  # entities decoded once, not twice
+        (
+            "<h2>Two</h2><p>Three</p><table><tr><td>Four</td><td>Five</td></tr></table>",
+            "Two Three Four Five",
+        ),
+        ("Bio<script>alert('x')</script><style>.a{}</style> ends", "Bio ends"),  # no code leaks
+        ("<p>Hel<b>lo</b></p>world &amp; more", "Hello world & more"),  # inline tags glue
+        ("no markup at all", "no markup at all"),
+    ],
+)
+def test_html_reduces_to_its_text(html: str, text: str) -> None:
+    assert n._apply_text_rules(html, ("strip_html", "whitespace"), CTX) == text
+
+
+@pytest.mark.parametrize(
+    ("marked", "text"),
+    [
+        (
+            "Member of [a=The Beatles], signed to [l=Apple Records].",
+            "Member of The Beatles, signed to Apple Records.",
+        ),
+        (
+            "See [url=https://www.discogs.com/artist/1]his page[/url] [a12345] [r=99]",
+            "See his page",
+        ),
+        ("[b]Bold[/b] and [i]italic[/i] [img]https://i.discogs.com/x.jpg[/img]", "Bold and italic"),
+        ("A [bracketed] word stays", "A [bracketed] word stays"),
+    ],
+)
+def test_discogs_and_bbcode_markup_reduce_to_text(marked: str, text: str) -> None:
+    assert n._apply_text_rules(marked, ("strip_markup", "whitespace"), CTX) == text
+
+
+def test_a_description_goes_through_html_then_markup() -> None:
+    record = normalize_one(
+        "artist",
+        raw_row(enrichment_data={"bio": {"summary": "<p>Plays in [a=Can]</p><p>Since 1968</p>"}}),
+    )
+    assert record["description"] == "Plays in Can Since 1968"
+    assert {"strip_html@2", "strip_markup@1"} <= set(record["provenance"]["description"]["rules"])

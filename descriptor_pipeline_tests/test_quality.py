@@ -160,10 +160,16 @@ def test_bad_rows_warn_the_expected_checks_quarantine_and_replay(deployment: Dep
     (row,) = [r.data for r in warnings["summary"].records if not r.data["passed"]]
     assert "zzz unknown" in row["failing_examples"]  # the tag itself, not a flag
     quarantine = meta(evaluations(result)["quarantine_count"])
-    assert quarantine["quarantined"] == 3
-    assert sorted(quarantine["by_stage_rule"]) == sorted(f"normalize/{r}" for r in bad.values())
+    assert (quarantine["quarantined"], quarantine["fields_dropped"]) == (2, 1)
+    assert sorted(quarantine["by_stage_rule"]) == sorted(
+        f"field/popularity:{r}" if r.startswith("int_range") else f"normalize/{r}"
+        for r in bad.values()
+    )
     docs = published(deployment, "artist")
-    assert not set(bad) & set(docs)  # the bad rows are not published...
+    typed = next(i for i, r in bad.items() if r.startswith("int_range"))
+    assert typed in docs  # a bad field drops that field: the artist is published without it
+    unusable = set(bad) - {typed}
+    assert not unusable & set(docs)  # rows without a usable name are not published...
     assert set(unknown) <= set(docs)  # ...warnings do not block...
     blocked = execute(
         deployment.store.engine,
@@ -172,7 +178,7 @@ def test_bad_rows_warn_the_expected_checks_quarantine_and_replay(deployment: Dep
     in_range = execute(
         deployment.catalog.engine, "SELECT id FROM music_artist WHERE id BETWEEN 2000 AND 2999"
     )
-    assert {i for i in docs if i in ARTISTS_2.id_range} == set(in_range) - set(bad) - set(blocked)
+    assert {i for i in docs if i in ARTISTS_2.id_range} == set(in_range) - unusable - set(blocked)
 
     # fix the data, then replay: every quarantined row passes, leaves quarantine, is published
     for resource_id in bad:

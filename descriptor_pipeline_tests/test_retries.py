@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs.assets import NO_RUN_RETRY
@@ -84,6 +85,12 @@ def test_the_instance_file_retries_runs_and_keys_the_per_type_limit_on_dagster_t
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         assert instance.run_retries_retry_on_asset_or_op_failure
         assert instance.run_monitoring_enabled
+        # a dead run is failed (and its pool slots freed) within bounds an operator can wait for
+        assert 0 < instance.run_monitoring_max_runtime_seconds <= 3600
+        assert instance.run_monitoring_start_timeout_seconds <= 300
+        assert instance.run_monitoring_poll_interval_seconds <= 30
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+        assert instance.run_monitoring_max_resume_run_attempts == 0  # default launcher: no resume
         config = instance.get_concurrency_config()
         limits = config.run_queue_config.tag_concurrency_limits
         assert {"key": "dagster/partition/resource_type", "limit": 3} in [
@@ -91,6 +98,14 @@ def test_the_instance_file_retries_runs_and_keys_the_per_type_limit_on_dagster_t
         ]
         assert config.pool_config.default_pool_limit == 2
     assert "concurrency:" not in (REPO / "dagster.postgres.storage.yaml").read_text()
+    # the production instance file is the same settings plus storage: monitoring included
+    write_instance_file(tmp_path, postgres=True)
+    production = yaml.safe_load((tmp_path / "dagster.yaml").read_text())
+    assert (
+        production["run_monitoring"]
+        == yaml.safe_load((REPO / "dagster.yaml").read_text())["run_monitoring"]
+    )
+    assert "postgres" in production["storage"]
 
 
 def test_the_cli_reports_an_unreachable_instance_in_one_line(tmp_path: Any) -> None:
@@ -113,9 +128,7 @@ def test_the_cli_reports_an_unreachable_instance_in_one_line(tmp_path: Any) -> N
     }
     cli = str(Path(sys.executable).parent / "descriptor-pipeline")
     subprocess.run([cli, "seed-demo"], env=env, check=True, capture_output=True, timeout=120)
-    done = subprocess.run(
-        [cli, "backfill"], env=env, capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([cli, "backfill"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr

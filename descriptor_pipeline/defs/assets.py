@@ -293,6 +293,7 @@ def normalized_descriptors(
     """Canonical descriptors: every field with its provenance and normalization rules."""
     source, store = _open(context, catalog.source), _open(context, index_store.store)
     scope = scope_of(context)
+    # a bad source profile is permanent too: fail once, naming the file and the fix
     normalization = _open(context, lambda: normalization_context(source))
     yield from _run(
         context,

@@ -71,8 +71,9 @@ normalized_checks = [
     dg.AssetCheckSpec(
         "quarantine_count",
         asset=NORMALIZED,
-        description="Rows of the partition in descriptor_quarantine (raw and normalize stages): "
-        "WARN when any, ERROR past the configured share of the partition. Never blocks.",
+        description="Rows of the partition in descriptor_quarantine (raw and normalize stages: "
+        "not published) and resources published without a bad field (stage field): WARN when "
+        "any, ERROR past the configured share of unpublished rows. Never blocks.",
     ),
 ]
 index_checks = _suite_specs("index")
@@ -322,11 +323,12 @@ def _quarantine_result(
     return dg.AssetCheckResult(
         check_name="quarantine_count",
         asset_key=NORMALIZED,
-        passed=summary.total == 0,
+        passed=summary.total == 0 and summary.fields_dropped == 0,
         severity=severity,
         metadata={
             "partitions": _label(work),
             "quarantined": summary.total,
+            "fields_dropped": summary.fields_dropped,
             "quarantined_share": summary.share,
             "by_stage_rule": dg.MetadataValue.json(summary.by_stage_rule),
             "examples": "\n".join(summary.examples) or "none",

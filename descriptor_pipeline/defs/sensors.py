@@ -5,7 +5,6 @@ three assets. The logic lives in `descriptor_pipeline.refresh`; this module only
 No `from __future__ import annotations`: Dagster reads the resource annotations at runtime.
 """
 
-
 import dagster as dg
 
 from descriptor_pipeline.defs.definition_settings import AT_LOAD
@@ -74,11 +73,11 @@ def catalog_growth_sensor(
     existing = context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME)
     source = catalog.source()
     size = range_size_of(existing, settings.id_range_size)
-    starts, negative = source.range_starts(size)
-    if negative:
+    starts, not_positive = source.range_starts(size)
+    if not_positive:
         context.log.warning(
-            f"{negative} catalog rows have a negative id: no id range holds them, so they are "
-            "not indexed; fix the ids in the catalog"
+            f"{not_positive} catalog rows have an id below 1: the first id range quarantines "
+            "them (rule id_sign:id), they are not indexed; fix the ids in the catalog"
         )
     new = missing_id_ranges(existing, starts, size)[: freshness.new_ranges_per_tick]
     if not new:

@@ -22,17 +22,19 @@ from descriptor_pipeline.quality.results import MAX_EXAMPLES, SuiteResult, short
 
 @dataclass(frozen=True)
 class QuarantineSummary:
-    total: int
+    total: int  # resources not published (raw and normalize stages)
     share: float
     by_stage_rule: dict[str, int]
     examples: tuple[str, ...]
+    fields_dropped: int = 0  # resources published without one or more bad fields
 
 
 def summarize_quarantine(rows: pd.DataFrame, partition_rows: int) -> QuarantineSummary:
     """Count a partition's quarantined rows per stage and rule, with a few examples."""
-    total = len(rows)
+    fields_dropped = int((rows["stage"] == "field").sum()) if len(rows) else 0
+    total = len(rows) - fields_dropped
     counts = (
-        rows.groupby(["stage", "rule"]).size().to_dict() if total else {}  # type: ignore[union-attr]
+        rows.groupby(["stage", "rule"]).size().to_dict() if len(rows) else {}  # type: ignore[union-attr]
     )
     examples = tuple(
         f"{r.resource_type}:{r.resource_id} [{r.stage}] {r.rule}: {short(r.reason, 100)}"
@@ -43,6 +45,7 @@ def summarize_quarantine(rows: pd.DataFrame, partition_rows: int) -> QuarantineS
         round(total / partition_rows, 4) if partition_rows else float(total > 0),
         {f"{stage}/{rule}": int(n) for (stage, rule), n in counts.items()},
         examples,
+        fields_dropped,
     )
 
 
