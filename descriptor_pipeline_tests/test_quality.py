@@ -115,16 +115,16 @@ def test_clean_partition_passes_every_check_with_reports(
     assert result.success
     assert outcome(result) == dict.fromkeys(CHECKS, "pass")
     suite = meta(evaluations(result)["normalized_suite"])
-    # 7 on the row, 2 per non-flag field of the artist (its kind, its source's name: 10
-    # fields), 2 on every value (named source, no control character)
-    assert suite["expectations"] == 7 + 2 * 10 + 2 and suite["failed"] == 0
+    # 7 on the row, 1 per non-flag field of the artist (its kind: 10 fields), 3 on every
+    # value (a source named, a known source, no control character)
+    assert suite["expectations"] == 7 + 10 + 3 and suite["failed"] == 0
     assert suite["rows_validated"] == deployment.catalog.count("artist", ARTISTS_0.id_range)
     warnings = meta(evaluations(result)["normalized_warnings"])
     assert warnings["expectations"] == 3  # genre coverage and the two vocabulary shares
     assert warnings["data_docs"] == suite["data_docs"]  # one page per validation
     page = Path(str(suite["data_docs"]))
     assert page.is_file() and page.is_relative_to(data_docs_dir)
-    assert "source.name" in page.read_text() and "in_tree" in page.read_text()
+    assert "enrichment_data" in page.read_text() and "in_tree" in page.read_text()
     index = meta(evaluations(result)["index_suite"])
     assert index["ids_published"] + index.get("ids_withdrawn", 0) == suite["rows_validated"]
 

@@ -39,7 +39,6 @@ INDEX_FRAME_COLUMNS = (
 VALUE_FRAME_COLUMNS = ("resource_id", "field", "value", "source", "in_tree")
 TREE_FIELDS = ("genres", "tags")  # values the genre vocabulary expectations read
 INDEX_OK_STATUSES = ("published", "withdrawn", "quarantined")
-SOURCE_PREFIX = "source."  # normalized frame: the source the provenance names for a field
 FUTURE_SKEW = timedelta(minutes=5)  # clock skew between the catalog's writers and us
 
 
@@ -55,16 +54,9 @@ def raw_frame(stored: pd.DataFrame) -> pd.DataFrame:
 
 
 def normalized_columns(resource_type: str) -> list[str]:
-    """The normalized frame's columns: the row's stored columns, then each field's value and
-    the source its provenance names (`source.<field>`)."""
+    """The normalized frame's columns: the row's stored columns, then each field's value."""
     specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
-    return [
-        "resource_id",
-        "resource_type",
-        "normalization_version",
-        *(s.name for s in specs),
-        *(SOURCE_PREFIX + s.name for s in specs),
-    ]
+    return ["resource_id", "resource_type", "normalization_version", *(s.name for s in specs)]
 
 
 def _present(value: Any) -> Any:
@@ -87,14 +79,12 @@ def _sources(origin: Any) -> list[str | None]:
 
 
 def normalized_frame(resource_type: str, parsed: list[dict[str, Any]]) -> pd.DataFrame:
-    """Stored normalized rows (`fields`/`provenance` parsed) -> one row per resource: its
-    fields as columns (kept as stored, so a wrongly typed value shows as itself) and the
-    source each field's provenance names (the first one for a list)."""
+    """Stored normalized rows (`fields` parsed) -> one row per resource: its fields as
+    columns, kept as stored, so a wrongly typed value shows as itself."""
     specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
     records = []
     for row in parsed:
         values = row["fields"] if isinstance(row["fields"], dict) else {}
-        provenance = row["provenance"] if isinstance(row["provenance"], dict) else {}
         record = {
             "resource_id": int(row["resource_id"]),
             "resource_type": row.get("resource_type"),
@@ -102,9 +92,6 @@ def normalized_frame(resource_type: str, parsed: list[dict[str, Any]]) -> pd.Dat
         }
         for spec in specs:
             record[spec.name] = _present(values.get(spec.name))
-            record[SOURCE_PREFIX + spec.name] = next(
-                iter(_sources(provenance.get(spec.name))), None
-            )
         records.append(record)
     return pd.DataFrame(records, columns=normalized_columns(resource_type), dtype=object)
 

@@ -101,9 +101,9 @@ SUITE_CHECKS: tuple[SuiteCheck, ...] = (
         "normalized",
         "critical",
         True,
-        "GX over the normalized rows this run wrote: each field of its kind, its provenance "
-        "naming a source the schema declares, name 1..512 chars, description <= 2001, no "
-        "control characters in any value, version current. Blocks publishing.",
+        "GX over the normalized rows this run wrote: each field of its kind, every value naming "
+        "a known source, name 1..512 chars, description <= 2001, no control characters in any "
+        "value, version current. Blocks publishing.",
     ),
     SuiteCheck(
         "normalized_warnings",
