@@ -23,6 +23,21 @@ class MissingTablesError(RuntimeError):
     """Tables the code declares are not in the index database after its migrations ran."""
 
 
+class MissingDatabaseError(RuntimeError):
+    """The index database named by the URL does not exist on its server."""
+
+
+def _missing_database(engine: sa.Engine, error: sa.exc.OperationalError) -> MissingDatabaseError:
+    where = engine.url.render_as_string(hide_password=True)
+    name = engine.url.database
+    return MissingDatabaseError(
+        f"the index database {name!r} does not exist on the server of {where}. Create it "
+        f"(`createdb {name}` on that server) or point DESCRIPTOR_INDEX_URL at the right one, "
+        "then run `descriptor-pipeline migrate` and a backfill. Not retried: it will not "
+        f"appear by waiting. ({str(error.orig).strip().splitlines()[-1]})"
+    )
+
+
 def run_migrations(engine: sa.Engine, revision: str = "head") -> str:
     """Upgrade the index database to `revision`; returns the version it is at."""
     from alembic import command
@@ -33,7 +48,13 @@ def run_migrations(engine: sa.Engine, revision: str = "head") -> str:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(config).get_current_head() or ""
-    with engine.begin() as conn:
+    try:
+        conn = engine.connect()
+    except sa.exc.OperationalError as exc:
+        if "does not exist" in str(exc.orig) and "database" in str(exc.orig):
+            raise _missing_database(engine, exc) from exc
+        raise
+    with conn, conn.begin():
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
     with engine.connect() as conn:

@@ -273,7 +273,7 @@ def test_an_empty_pair_launched_anyway_passes_its_checks_on_zero_rows(
     assert empty, "the demo has empty type x range pairs"
     result = deployment.materialize(empty[0])
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 5 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 7 and all(e.passed for e in evaluations)
     suites = [e for e in evaluations if "rows_validated" in e.metadata]
     assert suites and all(e.metadata["rows_validated"].value == 0 for e in suites)
     assert metadata_of(result, "descriptor_index")["rows_written"] == 0

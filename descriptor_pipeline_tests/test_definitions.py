@@ -23,11 +23,16 @@ def test_definitions_are_loadable() -> None:
     checks = {k.name for k in graph.asset_check_keys}
     assert checks == {
         "raw_suite",
+        "raw_warnings",
         "normalized_suite",
+        "normalized_warnings",
         "normalized_drift",
         "quarantine_count",
         "index_suite",
     }
+    # blocking is said once (quality.results.SUITE_CHECKS): the critical suites upstream
+    blocking = {k.name for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
+    assert blocking == {"raw_suite", "normalized_suite"}
     for job in ("replay_quarantine", "reindex_resources", "reconcile_catalog_and_index"):
         defs.resolve_job_def(job)
     sensors = {s.name for s in defs.sensors or []}

@@ -27,7 +27,15 @@ from descriptor_pipeline_tests.conftest import Deployment, metadata_of
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
 ARTISTS_2 = DescriptorPartition("artist", IdRange(2000, 2999))  # 199 demo rows, room to inject
 TRACKS_0 = DescriptorPartition("track", IdRange(0, 999))
-CHECKS = ("raw_suite", "normalized_suite", "normalized_drift", "quarantine_count", "index_suite")
+CHECKS = (
+    "raw_suite",
+    "raw_warnings",
+    "normalized_suite",
+    "normalized_warnings",
+    "normalized_drift",
+    "quarantine_count",
+    "index_suite",
+)
 
 
 @pytest.fixture
@@ -107,13 +115,16 @@ def test_clean_partition_passes_every_check_with_reports(
     assert result.success
     assert outcome(result) == dict.fromkeys(CHECKS, "pass")
     suite = meta(evaluations(result)["normalized_suite"])
-    assert suite["expectations"] == 12 and suite["failed"] == 0
+    # 7 on the row, 1 per non-flag field of the artist (its kind: 10 fields), 3 on every
+    # value (a source named, a known source, no control character)
+    assert suite["expectations"] == 7 + 10 + 3 and suite["failed"] == 0
     assert suite["rows_validated"] == deployment.catalog.count("artist", ARTISTS_0.id_range)
+    warnings = meta(evaluations(result)["normalized_warnings"])
+    assert warnings["expectations"] == 3  # genre coverage and the two vocabulary shares
+    assert warnings["data_docs"] == suite["data_docs"]  # one page per validation
     page = Path(str(suite["data_docs"]))
     assert page.is_file() and page.is_relative_to(data_docs_dir)
-    assert "expect_column_values_to_be_in_set" in page.read_text() or "control_chars" in (
-        page.read_text()
-    )
+    assert "enrichment_data" in page.read_text() and "in_tree" in page.read_text()
     index = meta(evaluations(result)["index_suite"])
     assert index["ids_published"] + index.get("ids_withdrawn", 0) == suite["rows_validated"]
 
@@ -135,13 +146,19 @@ def test_bad_rows_warn_the_expected_checks_quarantine_and_replay(deployment: Dep
 
     assert outcome(result) == {
         "raw_suite": "pass",
-        "normalized_suite": "WARN",  # unknown genres: only the vocabulary share warning
+        "raw_warnings": "pass",
+        "normalized_suite": "pass",  # nothing that blocks...
+        "normalized_warnings": "WARN",  # ...unknown tags: only the vocabulary share warning
         "normalized_drift": "pass",  # first run: no baseline yet
         "quarantine_count": "WARN",
         "index_suite": "pass",  # quarantined ids are accounted for
     }
-    suite = meta(evaluations(result)["normalized_suite"])
-    assert suite["failed_expectations"] == "column_mean_to_be_between(vocab_share)"
+    warnings = meta(evaluations(result)["normalized_warnings"])
+    assert warnings["failed_expectations"] == (
+        "column_values_to_not_be_null(in_tree where field in ['genres', 'tags'])"
+    )
+    (row,) = [r.data for r in warnings["summary"].records if not r.data["passed"]]
+    assert "zzz unknown" in row["failing_examples"]  # the tag itself, not a flag
     quarantine = meta(evaluations(result)["quarantine_count"])
     assert (quarantine["quarantined"], quarantine["fields_dropped"]) == (2, 1)
     assert sorted(quarantine["by_stage_rule"]) == sorted(
@@ -228,7 +245,9 @@ def test_a_critical_failure_blocks_publishing_of_that_partition(
     assert not result.success
     assert outcome(result) == {
         "raw_suite": "pass",
+        "raw_warnings": "pass",
         "normalized_suite": "ERROR",
+        "normalized_warnings": "pass",
         "normalized_drift": "pass",
         "quarantine_count": "pass",
     }  # index_suite never ran: its asset was blocked
@@ -237,15 +256,15 @@ def test_a_critical_failure_blocks_publishing_of_that_partition(
     summary = meta(evaluations(result)["normalized_suite"])
     assert summary["rows_validated"] == 3  # only what the run wrote
     assert set(str(summary["failed_expectations"]).split(", ")) == {
-        "column_values_to_be_between(name_len)",
-        "column_values_to_be_in_set(control_chars)",
+        "column_values_to_not_be_null(name)",  # the empty name is no name
+        "column_values_to_not_match_regex(value)",  # every text value, one per line
     }
     rows = {r.data["expectation"]: r.data for r in summary["summary"].records}
-    control = rows["column_values_to_be_in_set(control_chars)"]["failing_examples"]
-    assert control == "id 5 'bell\\x07name': True"
-    assert rows["column_values_to_be_between(name_len)"]["failing_examples"].startswith("id 9 ")
+    control = rows["column_values_to_not_match_regex(value)"]["failing_examples"]
+    assert control == "id 5 name: bell\x07name"  # the value as stored, in the data's terms
+    assert rows["column_values_to_not_be_null(name)"]["failing_examples"].startswith("id 9")
     page = Path(str(summary["data_docs"])).read_text()  # rendered because the suite failed
-    assert "control_chars" in page and "unexpected values found" in page  # GX's own page
+    assert "unexpected values found" in page
 
     # the rejected rows are not skipped as unchanged next time: the fixed rules redo them
     monkeypatch.undo()
@@ -267,9 +286,30 @@ def test_drift_between_two_runs_warns_when_a_source_loses_a_field(
     )
     first = run_with_checks(deployment, TRACKS_0)
     assert outcome(first)["normalized_drift"] == "pass"
-    profile = meta(evaluations(first)["normalized_drift"])
-    assert profile["profile/present.duration_ms.spotify_data"] == 1.0
-    assert profile["baseline"] == "none (first run)"
+    drift_meta = meta(evaluations(first)["normalized_drift"])
+    assert drift_meta["profile"]["present.duration_ms.spotify_data"] == 1.0  # type: ignore[index]
+    assert drift_meta["baseline"] == "none (first run)"
+    # a few numbers per resource type for the check's plots, not one per field
+    plotted = {
+        k
+        for k, v in evaluations(first)["normalized_drift"].metadata.items()
+        if isinstance(v, dg.FloatMetadataValue)
+    }
+    assert plotted == {
+        f"track/{m}"
+        for m in (
+            "rows",
+            "mean_null_rate",
+            "max_null_rate_change",
+            "max_source_share_change",
+            "distinct_genres",
+            "distinct_tags",
+            "name_length_p50",
+            "description_length_p95",
+        )
+    }
+    assert drift_meta["track/rows"] == drift_meta["rows_profiled"]
+    assert drift_meta["track/max_source_share_change"] == 0.0  # no baseline yet
 
     execute(
         deployment.catalog.engine,
@@ -283,6 +323,7 @@ def test_drift_between_two_runs_warns_when_a_source_loses_a_field(
     assert "present.duration_ms.spotify_data" in str(drifted)
     assert "null_rate.duration_ms" in str(drifted)
     assert "name" not in str(drifted)  # nothing else moved
+    assert meta(drift)["track/max_source_share_change"] == 1.0  # the plot shows the drop
     assert second.asset_materializations_for_node("descriptor_index")  # drift does not block
 
 
@@ -304,6 +345,36 @@ def test_compare_profiles_thresholds() -> None:
 def test_thresholds_come_from_the_quality_resource() -> None:
     assert QualitySettings().thresholds() == Thresholds()  # one copy of the defaults
     assert QualitySettings(min_vocab_share=0.5).thresholds().min_vocab_share == 0.5
+    per_type = QualitySettings(
+        min_vocab_share=0.5,
+        per_resource_type={"track": {"min_vocab_share": 0.9, "present.duration_ms": 0.8}},
+    )
+    assert per_type.thresholds("track").min_vocab_share == 0.9
+    assert per_type.thresholds("track").min_present == (("duration_ms", 0.8),)
+    assert per_type.thresholds("artist").min_vocab_share == 0.5  # the common value
+
+
+def test_a_type_null_rate_threshold_warns_in_the_data_s_terms(deployment: Deployment) -> None:
+    """`present.<field>`: a per-type null rate over the rows' own column, a warning only."""
+    deployment.register()
+    dep = deployment
+    resources = dep.resources()
+    resources["quality"] = QualitySettings(
+        data_docs_dir=dep.quality.data_docs_dir,
+        per_resource_type={"artist": {"present.disambiguation": 1.0}},
+    )
+    result = dg.materialize(
+        descriptor_assets,
+        partition_key=multi_partition_key(ARTISTS_0),
+        instance=dep.instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert result.success  # a warning never blocks
+    warnings = meta(evaluations(result)["normalized_warnings"])
+    assert warnings["failed_expectations"] == "column_values_to_not_be_null(disambiguation)"
+    (row,) = [r.data for r in warnings["summary"].records if not r.data["passed"]]
+    assert row["observed"].endswith(f"unexpected of {warnings['rows_validated']}")
 
 
 def test_a_run_without_the_checks_validates_nothing_and_publishes(deployment: Deployment) -> None:

@@ -3,7 +3,9 @@
 A real `dagster-webserver` and `dagster-daemon run` on a temp instance with the demo catalog, the
 Data Docs folder served over HTTP as `scripts/ui.sh` serves it, and Debian's Chromium driven by
 Playwright. The album table is away (a catalog migration under way), so the album backfill fails
-for real; one album's `updated_at` is in the future, so `raw_suite` warns and renders a report.
+for real; one album's `updated_at` is in the future, so `raw_warnings` warns and renders a report,
+which is read with every request to a host other than 127.0.0.1 refused: its styling is the
+folder's own copy.
 Each step leaves a screenshot in `artifacts/ui/`. The process helpers are the GraphQL e2e test's.
 """
 
@@ -86,8 +88,17 @@ def playwright_chromium() -> Iterator[Any]:
             browser.close()
 
 
+# what a page's styling is made of, read in the page
+STYLING_PROBE = """() => ({
+  sheets: [...document.styleSheets].map(s => s.href).filter(Boolean),
+  bodyFont: getComputedStyle(document.body).fontFamily,
+  iconFont: getComputedStyle(document.querySelector('.fas'), '::before').fontFamily,
+  bootstrapTable: typeof (window.jQuery && jQuery.fn.bootstrapTable),
+})"""
+
+
 def break_catalog(source: CatalogSource) -> None:
-    """One album updated in the future (raw_suite warns: a report page), then the album table
+    """One album updated in the future (raw_warnings warns: a report page), then the album table
     renamed away, so reading the album partitions fails on every attempt."""
     with source.engine.begin() as conn:
         conn.execute(
@@ -152,7 +163,7 @@ def test_readme_ui_walkthrough_in_a_browser(
     try:
         wait_for("the webserver to load the code location", gql.location_loaded, 90, logs)
         context = playwright_chromium.new_context(viewport={"width": 1400, "height": 1000})
-        # offline: only the two local servers (the report's CDN styling is not needed)
+        # offline: only the two local servers (the report's styling is served with it)
         context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
         context.set_default_timeout(UI_TIMEOUT_MS)
         page = context.new_page()
@@ -221,16 +232,29 @@ def test_readme_ui_walkthrough_in_a_browser(
 
         # 5. the check's result on the asset's Checks tab, and its quality report over HTTP
         page.goto(f"{ui}/assets/raw_descriptors?view=checks")
-        page.get_by_text("column_values_to_be_in_set(updated_at_in_future)").first.wait_for()
+        page.get_by_text("raw_warnings", exact=True).first.click()
+        page.get_by_text("column_values_to_be_between(source_updated_at)").first.wait_for()
         link = page.locator(f'a[href^="{docs_url}/{retry_id}/"]').first
         href = link.get_attribute("href")
         shot("06-check-result.png")
         with context.expect_page() as opened:
             link.click()
         report = opened.value
-        report.wait_for_load_state("domcontentloaded")
+        requested: list[str] = []
+        report.on("request", lambda request: requested.append(request.url))
+        report.reload(wait_until="networkidle")  # every request of a load, seen from the start
         report_text = report.inner_text("body")
+        styling = report.evaluate(STYLING_PROBE)
         shot("07-quality-report.png", report)
+        report.get_by_role("link", name="Home", exact=True).first.click()
+        report.wait_for_load_state("networkidle")
+        home_text = report.inner_text("body")
+        shot("08-report-home.png", report)
+        report.go_back(wait_until="networkidle")
+        report.locator('a[href*="_suites/"]').first.click()
+        report.wait_for_load_state("networkidle")
+        suite_text = report.inner_text("body")
+        shot("09-report-suite.png", report)
         context.close()
         retry = gql(RUN, runId=retry_id)["runOrError"]
     except Exception:
@@ -244,11 +268,26 @@ def test_readme_ui_walkthrough_in_a_browser(
 
     assert href and href.startswith(f"{docs_url}/{retry_id}/") and href.endswith(".html")
     assert "Expectation Validation Result" in report_text
-    assert "updated_at_in_future" in report_text and "Failed" in report_text
+    assert "source_updated_at" in report_text and "Failed" in report_text
+    # named: the Dagster run, the asset and its album partitions, not "__none__" / "None"
+    assert f"dagster run {retry_id}" in report_text
+    assert re.search(r"Data asset: raw_descriptors \S*album", report_text), report_text[:800]
+    assert "__none__" not in report_text and "Data asset: None" not in report_text
+    # styled from the served folder: every request went to it, Bootstrap's and Font Awesome's
+    # rules apply, and jQuery with bootstrap-table runs
+    assert requested and all(u.startswith(f"{docs_url}/") for u in requested), requested
+    assert styling["sheets"] and all(
+        h.startswith(f"{docs_url}/_static/") for h in styling["sheets"]
+    )
+    assert "Segoe UI" in styling["bodyFont"]  # Bootstrap 4's font stack, not the browser's
+    assert styling["iconFont"].strip('"') == "Font Awesome 6 Free"
+    assert styling["bootstrapTable"] == "function"
+    assert "Quality reports" in home_text and retry_id in home_text
+    assert "Expectation Suite" in suite_text and "source_updated_at" in suite_text
     assert (retry["status"], retry["parentRunId"]) == ("SUCCESS", failed_run_id)
     published = published_ids(store, "album")
     expected = set().union(*(expected_documents(source, store, key) for key in album_keys))
     assert expected and published == expected
     shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
-    assert len(shots) >= 7, shots
+    assert len(shots) >= 9, shots
     print(f"\nbrowser walkthrough: {time.monotonic() - started:.1f}s; screenshots: {shots}")

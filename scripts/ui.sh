@@ -36,6 +36,10 @@ trap stop_all EXIT
   >/dev/null 2>&1 &
 pids+=("$!")
 echo "Data Docs: $DESCRIPTOR_DATA_DOCS_URL (serving $docs_dir)"
-"$VENV/bin/dagster" dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w workspace.yaml &
+# started from DAGSTER_HOME: in the repository root, dagster dev warns that the dagster.yaml it
+# finds there is not the instance's (env.sh copies it into DAGSTER_HOME); workspace.yaml's
+# working_directory is relative to that file, so the code location loads the same
+(cd "$DAGSTER_HOME" &&
+  exec "$VENV/bin/dagster" dev -h 127.0.0.1 -p "${DAGSTER_PORT:-3000}" -w "$ROOT/workspace.yaml") &
 pids+=("$!")
 wait -n "${pids[@]}"  # either one exiting ends the session

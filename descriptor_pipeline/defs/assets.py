@@ -12,7 +12,7 @@ No `from __future__ import annotations` here: Dagster reads the context annotati
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import dagster as dg
 
@@ -162,6 +162,18 @@ def _selected(
     return [r for r in results if r.check_name in wanted]
 
 
+T = TypeVar("T")
+
+
+def _open(context: dg.AssetExecutionContext, opener: Callable[[], T]) -> T:
+    """Open the catalog or the index store under `_fail`: a missing database or table is
+    said once and not retried (outside it, the step's RetryPolicy retried it 3 times)."""
+    try:
+        return opener()
+    except Exception as exc:
+        _fail(context, exc)
+
+
 def _fail(context: dg.AssetExecutionContext, error: Exception) -> NoReturn:
     """Re-raise a transient error for the retry policies; fail a permanent one for good.
 
@@ -248,7 +260,8 @@ def raw_descriptors(
     quality: QualitySettings,
 ) -> Events:
     """Catalog rows of the range with their linked rows' names; malformed rows quarantined."""
-    source, store, scope = catalog.source(), index_store.store(), scope_of(context)
+    source, store = _open(context, catalog.source), _open(context, index_store.store)
+    scope = scope_of(context)
     yield from _run(
         context,
         lambda p, v: extract_raw(source, store, p, settings.chunk_size, only_ids=scope, observe=v),
@@ -278,11 +291,10 @@ def normalized_descriptors(
     quality: QualitySettings,
 ) -> Events:
     """Canonical descriptors: every field with its provenance and normalization rules."""
-    source, store, scope = catalog.source(), index_store.store(), scope_of(context)
-    try:  # a bad source profile is permanent: fail once, naming the file and the fix
-        normalization = normalization_context(source)
-    except Exception as exc:
-        _fail(context, exc)
+    source, store = _open(context, catalog.source), _open(context, index_store.store)
+    scope = scope_of(context)
+    # a bad source profile is permanent too: fail once, naming the file and the fix
+    normalization = _open(context, lambda: normalization_context(source))
     yield from _run(
         context,
         lambda p, v: normalize_partition(
@@ -316,7 +328,7 @@ def descriptor_index(
 ) -> Events:
     """The published search index: one document per resource, each partition written in one
     transaction."""
-    store, scope = index_store.store(), scope_of(context)
+    store, scope = _open(context, index_store.store), scope_of(context)
     yield from _run(
         context,
         lambda p, v: publish_partition(

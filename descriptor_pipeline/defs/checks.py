@@ -1,22 +1,22 @@
 """Asset checks, declared on the assets (`check_specs`) and evaluated inside their steps.
 
 Each stage hands the rows it writes to a `quality.frames.LayerValidator` while they are still in
-memory; the asset then runs its layer's GX suite once over those facts and yields the check
+memory; the asset then runs its layer's GX suite once over those columns and yields the check
 results with its materialization. No check re-reads a partition from a stage table, and no
-check is a step of its own (a step costs a process under the multiprocess executor and a
-Great Expectations import each). `raw_suite` and `normalized_suite` are blocking: a failed
-critical expectation (severity ERROR) fails the asset's step, so the assets downstream of it
-do not run for that partition in that run; warnings (WARN) never block.
+check is a step of its own (a step costs a process and a Great Expectations import each).
+Which checks block is declared once, in `quality.results.SUITE_CHECKS`: a layer's critical
+expectations are one check (ERROR; `raw_suite` and `normalized_suite` block the assets
+downstream for that partition), its warnings another (WARN, never blocking).
 
 Data Docs pages are rendered when a suite does not pass (or always, per the `quality`
-resource): rendering costs more than validating. The link is an http:// URL when the resource
-has a `data_docs_base_url` (a browser refuses file:// links from the UI's page).
+resource); the link is http:// under the resource's `data_docs_base_url` when set.
 
 No `from __future__ import annotations` here: Dagster reads the context annotation at runtime.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -26,10 +26,15 @@ from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs.resources import QualitySettings
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
-from descriptor_pipeline.quality.drift import compare_profiles
-from descriptor_pipeline.quality.frames import LayerValidator, index_frame
+from descriptor_pipeline.quality.drift import baseline_note, compare_profiles, plot_metrics
+from descriptor_pipeline.quality.frames import (
+    FUTURE_SKEW,
+    LayerValidator,
+    concat_frames,
+    index_frame,
+)
 from descriptor_pipeline.quality.reports import render_data_docs, summarize_quarantine
-from descriptor_pipeline.quality.results import Layer, SuiteResult, Thresholds
+from descriptor_pipeline.quality.results import SUITE_CHECKS, Layer, SuiteResult, Thresholds
 from descriptor_pipeline.quality.suites import validate
 from descriptor_pipeline.stages import StageReport
 from descriptor_pipeline.tables import normalized_descriptors as normalized_table
@@ -40,24 +45,22 @@ NORMALIZED = dg.AssetKey("normalized_descriptors")
 INDEX = dg.AssetKey("descriptor_index")
 ID_PAGE = 50_000  # ids per read when reconciling a partition's ids (id-sized columns only)
 
-raw_checks = [
-    dg.AssetCheckSpec(
-        "raw_suite",
-        asset=RAW,
-        blocking=True,
-        description="GX raw suite over the rows this run wrote: required columns, parseable "
-        "JSON objects, unique ids (critical); updated_at not in the future (warning).",
-    )
-]
+_ASSET_OF: dict[Layer, dg.AssetKey] = {"raw": RAW, "normalized": NORMALIZED, "index": INDEX}
+
+
+def _suite_specs(layer: Layer) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            c.name, asset=_ASSET_OF[layer], blocking=c.blocking, description=c.description
+        )
+        for c in SUITE_CHECKS
+        if c.layer == layer
+    ]
+
+
+raw_checks = _suite_specs("raw")
 normalized_checks = [
-    dg.AssetCheckSpec(
-        "normalized_suite",
-        asset=NORMALIZED,
-        blocking=True,
-        description="GX normalized suite over the rows this run wrote: schema, names, text "
-        "lengths, provenance, control chars, normalization version (critical: blocks "
-        "publishing); genre vocabulary and coverage (warning).",
-    ),
+    *_suite_specs("normalized"),
     dg.AssetCheckSpec(
         "normalized_drift",
         asset=NORMALIZED,
@@ -73,15 +76,7 @@ normalized_checks = [
         "any, ERROR past the configured share of unpublished rows. Never blocks.",
     ),
 ]
-index_checks = [
-    dg.AssetCheckSpec(
-        "index_suite",
-        asset=INDEX,
-        description="GX index suite: every catalog id published, withdrawn or quarantined "
-        "(counts reconcile), one document per resource, version current; documents written "
-        "by this run searchable by name.",
-    )
-]
+index_checks = _suite_specs("index")
 
 
 def _summary_table(result: SuiteResult) -> dg.MetadataValue:
@@ -117,41 +112,51 @@ def _label(work: list[PartitionWork]) -> str:
     return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
 
 
-def suite_check_result(
-    check_name: str,
-    asset_key: dg.AssetKey,
+def suite_check_results(
+    layer: Layer,
     run_id: str,
     label: str,
     result: SuiteResult,
     quality: QualitySettings,
     extra: dict[str, Any] | None = None,
-) -> dg.AssetCheckResult:
-    """A suite's outcome as Dagster sees it: ERROR if a critical expectation failed, else WARN."""
-    metadata: dict[str, Any] = {
-        "partitions": label,
-        "summary": _summary_table(result),
-        "expectations": len(result.expectations),
-        "passed": result.passed,
-        "failed": result.failed,
-        "failed_expectations": ", ".join(result.failed_names()) or "none",
-        "rows_validated": result.rows,
-        "validation_seconds": round(result.seconds, 3),
-        **(extra or {}),
-    }
+) -> list[dg.AssetCheckResult]:
+    """A layer's validation as its checks (`SUITE_CHECKS`): the critical expectations ERROR,
+    the warnings WARN; both link the one Data Docs page of the validation."""
+    docs: dict[str, Any] = {}
     mode = quality.data_docs
     if mode == "always" or (mode == "on_failure" and not result.success):
         root = quality.docs_root()
-        page = render_data_docs(result, run_id, label, root, quality.data_docs_keep_days)
-        metadata["data_docs"] = dg.MetadataValue.path(str(page))
-        metadata["data_docs_url"] = dg.MetadataValue.url(quality.docs_url(page))
-    severity = dg.AssetCheckSeverity.ERROR if result.critical_failed else dg.AssetCheckSeverity.WARN
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        asset_key=asset_key,
-        passed=result.success,
-        severity=severity,
-        metadata=metadata,
-    )
+        page = render_data_docs(
+            result, run_id, label, root, quality.data_docs_keep_days, _ASSET_OF[layer].path[-1]
+        )
+        docs["data_docs"] = dg.MetadataValue.path(str(page))
+        docs["data_docs_url"] = dg.MetadataValue.url(quality.docs_url(page))
+    checks = []
+    for check in (c for c in SUITE_CHECKS if c.layer == layer):
+        part = result.of_severity(check.severity)
+        metadata: dict[str, Any] = {
+            "partitions": label,
+            "summary": _summary_table(part),
+            "expectations": len(part.expectations),
+            "passed": part.passed,
+            "failed": part.failed,
+            "failed_expectations": ", ".join(part.failed_names()) or "none",
+            "rows_validated": result.rows,
+            "validation_seconds": round(result.seconds, 3),
+            **(extra or {}),
+            **docs,
+        }
+        critical = check.severity == "critical"
+        checks.append(
+            dg.AssetCheckResult(
+                check_name=check.name,
+                asset_key=_ASSET_OF[layer],
+                passed=part.success,
+                severity=dg.AssetCheckSeverity.ERROR if critical else dg.AssetCheckSeverity.WARN,
+                metadata=metadata,
+            )
+        )
+    return checks
 
 
 def _forget_if_blocked(
@@ -175,21 +180,37 @@ def _forget_if_blocked(
     store.invalidate(table, column, resource_type, frame["resource_id"].astype(int))
 
 
+def _parameters(layer: Layer, group: list[PartitionWork], catalog_rows: int) -> dict[str, Any]:
+    """What differs per partition: the id range, the latest allowed update, the catalog's rows."""
+    if layer == "raw":
+        return {
+            "id_min": min(w.partition.id_range.first for w in group),
+            "id_max": max(w.partition.id_range.last for w in group),
+            "latest_update": datetime.now(UTC) + FUTURE_SKEW,
+        }
+    return {"catalog_rows": catalog_rows} if layer == "index" else {}
+
+
 def _validate(
     layer: Layer,
     work: list[PartitionWork],
     frame_of: Callable[[PartitionWork], pd.DataFrame],
     store: IndexStore | None,
-    thresholds: Thresholds,
+    quality: QualitySettings,
+    catalog_rows: Callable[[PartitionWork], int] = lambda w: 0,
 ) -> SuiteResult:
-    """Each resource type's frames with its own suite (a packed run may cover several types);
-    rows a blocking suite rejected get their hash forgotten (`store` given)."""
+    """Each resource type's frames with its own suite and thresholds (a packed run may cover
+    several types); rows a blocking suite rejected get their hash forgotten (`store` given)."""
     by_type: dict[str, SuiteResult] = {}
     for resource_type in dict.fromkeys(w.partition.resource_type for w in work):
         group = [w for w in work if w.partition.resource_type == resource_type]
-        frames = [frame_of(w) for w in group]
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        result = validate(layer, resource_type, frame, thresholds)
+        frame = concat_frames([frame_of(w) for w in group])
+        values = None
+        if layer == "normalized":
+            values = concat_frames([w.validator.values() for w in group if w.validator is not None])
+        parameters = _parameters(layer, group, sum(catalog_rows(w) for w in group))
+        thresholds = quality.thresholds(resource_type)
+        result = validate(layer, resource_type, frame, thresholds, parameters, values)
         if store is not None:
             _forget_if_blocked(result, frame, store, layer, [w.partition for w in group])
         by_type[resource_type] = result
@@ -206,8 +227,8 @@ def raw_results(
 ) -> list[dg.AssetCheckResult]:
     if _unchecked(work):
         return []
-    result = _validate("raw", work, _facts, store, quality.thresholds())
-    return [suite_check_result("raw_suite", RAW, run_id, _label(work), result, quality)]
+    result = _validate("raw", work, _facts, store, quality)
+    return suite_check_results("raw", run_id, _label(work), result, quality)
 
 
 def normalized_results(
@@ -219,13 +240,11 @@ def normalized_results(
 ) -> list[dg.AssetCheckResult]:
     if _unchecked(work):
         return []
-    thresholds = quality.thresholds()
-    result = _validate("normalized", work, _facts, store, thresholds)
-    label = _label(work)
+    result = _validate("normalized", work, _facts, store, quality)
     return [
-        suite_check_result("normalized_suite", NORMALIZED, run_id, label, result, quality),
-        _drift_result(run_id, work, store, result, thresholds),
-        _quarantine_result(work, store, source, thresholds),
+        *suite_check_results("normalized", run_id, _label(work), result, quality),
+        _drift_result(run_id, work, store, result, quality),
+        _quarantine_result(work, store, source, quality.thresholds()),
     ]
 
 
@@ -234,20 +253,26 @@ def _drift_result(
     work: list[PartitionWork],
     store: IndexStore,
     suite: SuiteResult,
-    thresholds: Thresholds,
+    quality: QualitySettings,
 ) -> dg.AssetCheckResult:
     """Compare each partition's just-normalized rows with its baseline; a whole-partition pass
-    that met the critical suite becomes the next baseline (a partial one would bias it)."""
+    that met the critical suite becomes the next baseline (a partial one would bias it).
+
+    Numbers for the check's plots: `<resource_type>/<metric>`, a handful per type, so the
+    UI draws one line per metric and type over time; the full profile is the `profile` entry.
+    """
     drifted: list[dict[str, Any]] = []
     notes: list[str] = []
-    profiled = 0
-    updated = 0
-    current: dict[str, float] = {}
+    profiled = updated = 0
+    pairs: dict[str, list[tuple[dict[str, float] | None, dict[str, float]]]] = {}
+    profiles: dict[str, dict[str, float]] = {}
     for w in work:
         assert w.validator is not None and w.validator.profile is not None
         key, rows = w.partition.key, w.validator.rows
-        current = w.validator.profile.values()
+        thresholds = quality.thresholds(w.partition.resource_type)
+        current = profiles[key] = w.validator.profile.values()
         baseline = store.load_baseline(key)
+        pairs.setdefault(w.partition.resource_type, []).append((baseline, current))
         for d in compare_profiles(baseline, current, thresholds):
             drifted.append(
                 {"partition": key, "metric": d.metric, "before": d.before, "after": d.after}
@@ -257,14 +282,7 @@ def _drift_result(
             store.save_baseline(key, run_id, current)
             updated += 1
         profiled += rows
-        if rows == 0:
-            note = "nothing normalized: the last result stands"
-        elif baseline is None:
-            note = "none (first run)"
-        elif min(baseline.get("rows", 0), current["rows"]) < thresholds.drift_min_rows:
-            note = f"too few rows to compare (< {thresholds.drift_min_rows})"
-        else:
-            note = "previous whole-partition profile that passed"
+        note = baseline_note(baseline, current, thresholds)
         notes.append(note if len(work) == 1 else f"{key}: {note}")
     metadata: dict[str, Any] = {
         "partitions": _label(work),
@@ -274,9 +292,11 @@ def _drift_result(
         "drifted": len(drifted),
         "drifted_metrics": ", ".join(sorted({d["metric"] for d in drifted})) or "none",
         "drift": dg.MetadataValue.json(drifted),
+        "profile": dg.MetadataValue.json(profiles if len(work) > 1 else current),
     }
-    if len(work) == 1:  # each number on its own key so the check's history plots it over time
-        metadata.update({f"profile/{k}": float(v) for k, v in current.items()})
+    for resource_type, pair in pairs.items():
+        for metric, value in plot_metrics(pair).items():
+            metadata[f"{resource_type}/{metric}"] = dg.MetadataValue.float(value)
     return dg.AssetCheckResult(
         check_name="normalized_drift",
         asset_key=NORMALIZED,
@@ -318,8 +338,9 @@ def _quarantine_result(
 
 def _reconciliation_frame(
     w: PartitionWork, store: IndexStore, source: CatalogSource, table_name: str
-) -> pd.DataFrame:
-    """Every id of the partition with its status (ids and keys only, never whole rows)."""
+) -> tuple[pd.DataFrame, int]:
+    """Every id of the partition with its status (ids and keys only, never whole rows), and
+    how many ids the catalog has in the partition."""
     partition = w.partition
     target = store.index_table(table_name)
     key_columns = ["resource_id", "document_key", "normalization_version"]
@@ -336,13 +357,15 @@ def _reconciliation_frame(
         for r in records
         if r["blocked"]
     ]
-    return index_frame(
+    catalog_ids = list(source.ids(partition.resource_type, partition.id_range))
+    frame = index_frame(
         pd.DataFrame(keys, columns=key_columns),
-        source.ids(partition.resource_type, partition.id_range),
+        catalog_ids,
         blocked,
         store.quarantine_rows(partition.key)["resource_id"],
         w.validator.search_names if w.validator is not None else {},
     )
+    return frame, len(catalog_ids)
 
 
 def index_results(
@@ -356,9 +379,18 @@ def index_results(
     """Reconcile every id of the partitions and validate the documents this run wrote."""
     if _unchecked(work):
         return []
-    frames = {w.partition: _reconciliation_frame(w, store, source, table_name) for w in work}
-    result = _validate("index", work, lambda w: frames[w.partition], None, quality.thresholds())
+    reconciled = {w.partition: _reconciliation_frame(w, store, source, table_name) for w in work}
+    frames = {p: frame for p, (frame, _) in reconciled.items()}
+    in_catalog = {p: count for p, (_, count) in reconciled.items()}
+    result = _validate(
+        "index",
+        work,
+        lambda w: frames[w.partition],
+        None,
+        quality,
+        catalog_rows=lambda w: in_catalog[w.partition],
+    )
     frame = pd.concat(frames.values(), ignore_index=True)
     counts = frame["status"].value_counts().to_dict()
     extra = {f"ids_{k}": int(v) for k, v in counts.items()}
-    return [suite_check_result("index_suite", INDEX, run_id, _label(work), result, quality, extra)]
+    return suite_check_results("index", run_id, _label(work), result, quality, extra)

@@ -12,9 +12,10 @@ import dagster as dg
 from pydantic import Field
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.quality.reports import data_docs_root, data_docs_url
-from descriptor_pipeline.quality.results import DEFAULTS, Thresholds
+from descriptor_pipeline.quality.results import DEFAULT_PER_TYPE, DEFAULTS, Thresholds
 from descriptor_pipeline.refresh.settings import DEFAULT_SETTINGS, RefreshSettings
 
 
@@ -63,16 +64,16 @@ class QualitySettings(dg.ConfigurableResource):
 
     min_vocab_share: float = Field(
         default=DEFAULTS.min_vocab_share,
-        description="normalized_suite (warning): lowest mean share of a row's genre and tag "
-        "values that are genres of the tree.",
+        description="normalized_warnings: lowest share of all genre and tag values that map "
+        "to a genre of the tree.",
     )
     min_genre_coverage: float = Field(
         default=DEFAULTS.min_genre_coverage,
-        description="normalized_suite (warning): lowest share of rows with a tree genre.",
+        description="normalized_warnings: lowest share of rows with a genre.",
     )
     genres_in_tree_mostly: float = Field(
         default=DEFAULTS.genres_in_tree_mostly,
-        description="normalized_suite (warning): share of genres that must still be in the "
+        description="normalized_warnings: share of genre values that must still be in the "
         "tree (lower means the tree was edited under the data).",
     )
     max_quarantine_share: float = Field(
@@ -98,6 +99,13 @@ class QualitySettings(dg.ConfigurableResource):
         description="normalized_drift: a relative change counts only past this many characters "
         "or distinct values.",
     )
+    per_resource_type: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PER_TYPE.items()},
+        description="Thresholds of one resource type over the ones above, e.g. "
+        "{track: {min_genre_coverage: 0.01, present.duration_ms: 0.9}}: any threshold name "
+        "above, or present.<field> for the lowest share of rows with a value in that field "
+        "(normalized_warnings).",
+    )
     data_docs: Literal["on_failure", "always", "never"] = Field(
         default="on_failure",
         description="When a check renders its Great Expectations Data Docs page: when the "
@@ -120,8 +128,20 @@ class QualitySettings(dg.ConfigurableResource):
         "0 keeps every page.",
     )
 
-    def thresholds(self) -> Thresholds:
-        return Thresholds(**{f.name: getattr(self, f.name) for f in fields(Thresholds)})
+    def thresholds(self, resource_type: str | None = None) -> Thresholds:
+        """The thresholds for one resource type (its overrides applied), else the common ones.
+        An unknown type or threshold name is a configuration error, said as such."""
+        common = Thresholds(
+            **{f.name: getattr(self, f.name) for f in fields(Thresholds) if f.name != "min_present"}
+        )
+        unknown = sorted(set(self.per_resource_type) - set(RESOURCE_TYPES))
+        if unknown:
+            raise ValueError(
+                f"quality.per_resource_type names unknown resource types {unknown}; "
+                f"the types are {list(RESOURCE_TYPES)}"
+            )
+        by_type = {t: common.with_overrides(o) for t, o in self.per_resource_type.items()}
+        return by_type.get(resource_type, common) if resource_type else common
 
     def docs_root(self) -> Path:
         return data_docs_root(self.data_docs_dir)

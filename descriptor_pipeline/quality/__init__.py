@@ -9,10 +9,11 @@ Pure of Dagster and of the stages: `defs/checks.py` hands a partition's rows to 
 CLI or a benchmark can call them the same way.
 
 - `results`: thresholds and the plain-data suite results
-- `frames`: the per-row facts each layer's suite checks, and `LayerValidator` collecting them
+- `frames`: the rows' own columns each layer's suite checks, and `LayerValidator` collecting them
 - `suites`: the GX context, the expectations, `validate`
 - `drift`: partition profiles and their comparison with a baseline
 - `reports`: the quarantine summary and Data Docs pages
+- `site`: the Data Docs folder as an offline static site (vendored CSS/JS in `static/`)
 
 The names below are re-exported for callers that read `quality.<name>`; new code imports from
 the module that defines the name.

@@ -120,3 +120,55 @@ def compare_profiles(
         if moved:
             drifts.append(Drift(metric, old, new))
     return drifts
+
+
+def baseline_note(
+    baseline: dict[str, float] | None, current: dict[str, float], t: Thresholds = DEFAULTS
+) -> str:
+    """What a partition's profile was compared with, in words for the check."""
+    if not current.get("rows"):
+        return "nothing normalized: the last result stands"
+    if baseline is None:
+        return "none (first run)"
+    if min(baseline.get("rows", 0), current["rows"]) < t.drift_min_rows:
+        return f"too few rows to compare (< {t.drift_min_rows})"
+    return "previous whole-partition profile that passed"
+
+
+def _largest_change(before: dict[str, float] | None, after: dict[str, float], prefix: str) -> float:
+    if not before:
+        return 0.0
+    keys = [k for k in set(before) | set(after) if k.startswith(prefix)]
+    return max((abs(after.get(k, 0.0) - before.get(k, 0.0)) for k in keys), default=0.0)
+
+
+def plot_metrics(
+    profiles: list[tuple[dict[str, float] | None, dict[str, float]]],
+) -> dict[str, float]:
+    """A few numbers per resource type for the check's plots over time: the profile's summary
+    and its largest moves, not one series per field (those stay in the `profile` entry).
+
+    `profiles` holds (baseline, current) of each partition of one type; rows are summed, the
+    rest averaged over the partitions that had rows.
+    """
+    measured = [(b, c) for b, c in profiles if c.get("rows")]
+    per_partition = [
+        {
+            "mean_null_rate": _mean([v for k, v in c.items() if k.startswith("null_rate.")]),
+            "max_null_rate_change": _largest_change(b, c, "null_rate."),
+            "max_source_share_change": _largest_change(b, c, "present."),
+            "distinct_genres": c.get("distinct.genres", 0.0),
+            "distinct_tags": c.get("distinct.tags", 0.0),
+            "name_length_p50": c.get("length.name.p50", 0.0),
+            "description_length_p95": c.get("length.description.p95", 0.0),
+        }
+        for b, c in measured
+    ]
+    out = {"rows": float(sum(c.get("rows", 0.0) for _, c in profiles))}
+    for metric in per_partition[0] if per_partition else ():
+        out[metric] = round(_mean([p[metric] for p in per_partition]), 4)
+    return out
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,50 +1,33 @@
-"""Per-row facts the suites check, built from a stage's rows while they are in memory.
+"""The frames each layer's suite validates, built from a stage's rows while they are in memory.
 
-Each layer's rows become a small frame of derived columns (JSON parses, lengths, vocabulary
-share, reconciliation status); `LayerValidator` collects them chunk by chunk as a stage writes.
+The columns are the data's own: the stored JSON text, ids, hashes, names, each field's value
+and the source its provenance names, so a failing expectation reads in the data's terms
+("2 of 999 values of `name` longer than 512"), not as a flag computed here. `LayerValidator`
+collects them chunk by chunk as a stage writes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import orjson
 import pandas as pd
 
 from descriptor_pipeline.quality.drift import ProfileBuilder
 from descriptor_pipeline.quality.results import Layer
-from descriptor_pipeline.rules import CONTROL_CHARS, GenreVocabulary
-from descriptor_pipeline.schema import SOURCE_COLUMNS, FieldSpec, fields_of
-from descriptor_pipeline.values import is_missing, json_value
-
-_FUTURE_SKEW = timedelta(minutes=5)  # clock skew between the catalog's writers and us
+from descriptor_pipeline.rules import GenreVocabulary
+from descriptor_pipeline.schema import SOURCE_COLUMNS, fields_of
+from descriptor_pipeline.values import json_value
 
 RAW_FRAME_COLUMNS = (
     "resource_id",
     "name",
     "raw_hash",
     "links",
-    "json_ok",
-    "updated_at_in_future",
-    "sources_present",
-)
-NORMALIZED_FRAME_COLUMNS = (
-    "resource_id",
-    "name",
-    "name_len",
-    "description_len",
-    "genre_count",
-    "tag_count",
-    "vocab_share",
-    "genres_outside_tree",
-    "provenance_missing",
-    "schema_errors",
-    "control_chars",
-    "normalization_version",
-    "blocked",
+    *SOURCE_COLUMNS,
+    "source_updated_at",
 )
 INDEX_FRAME_COLUMNS = (
     "resource_id",
@@ -53,114 +36,91 @@ INDEX_FRAME_COLUMNS = (
     "search_name",
     "normalization_version",
 )
+VALUE_FRAME_COLUMNS = ("resource_id", "field", "value", "source", "in_tree")
+TREE_FIELDS = ("genres", "tags")  # values the genre vocabulary expectations read
 INDEX_OK_STATUSES = ("published", "withdrawn", "quarantined")
+FUTURE_SKEW = timedelta(minutes=5)  # clock skew between the catalog's writers and us
 
 
-def _json_object_or_null(text: Any) -> bool:
-    if is_missing(text):
-        return True
-    try:
-        return isinstance(orjson.loads(text), dict | None)
-    except orjson.JSONDecodeError:
-        return False
-
-
-def raw_frame(stored: pd.DataFrame, now: datetime | None = None) -> pd.DataFrame:
-    """Rows of `raw_descriptors` -> one row per resource with the columns the raw suite reads."""
-    now = now or datetime.now(UTC)
-    updated = pd.to_datetime(
-        stored["source_updated_at"], utc=True, errors="coerce", format="ISO8601"
-    )
-    present = sum(stored[c].notna().astype(int) for c in SOURCE_COLUMNS) if len(stored) else 0
-    return pd.DataFrame(
-        {
-            "resource_id": stored["resource_id"].astype("int64"),
-            "name": stored["name"],
-            "raw_hash": stored["raw_hash"],
-            "links": stored["links"],
-            "json_ok": [
-                all(_json_object_or_null(row[c]) for c in SOURCE_COLUMNS)
-                for row in stored[list(SOURCE_COLUMNS)].to_dict("records")
-            ],
-            "updated_at_in_future": (updated > pd.Timestamp(now + _FUTURE_SKEW)).fillna(False),
-            "sources_present": present,
-        },
-        columns=list(RAW_FRAME_COLUMNS),
-    )
-
-
-def _kind_ok(spec: FieldSpec, value: Any) -> bool:
-    if value is None:
-        return spec.kind != "flag"
-    if spec.kind == "text":
-        return isinstance(value, str)
-    if spec.kind == "text_list":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if spec.kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, bool)
-
-
-def _text_values(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        yield from (v for v in value if isinstance(v, str))
-
-
-def normalized_frame(
-    resource_type: str, stored: pd.DataFrame, vocabulary: GenreVocabulary | None = None
-) -> pd.DataFrame:
-    """Rows of `normalized_descriptors` -> the per-row facts the normalized suite checks.
-
-    Built from the stored JSON, not through the typed decoder, so a wrongly typed value is
-    counted (`schema_errors`) instead of crashing the check.
-    """
-    specs = fields_of(resource_type)
-    names = {s.name for s in specs}
-    records = []
-    for row in stored.to_dict("records"):
-        values = json_value(row["fields"])
-        provenance = json_value(row["provenance"])
-        schema_errors = len(names ^ set(values)) + sum(
-            not _kind_ok(s, values.get(s.name)) for s in specs if s.name in values
+def raw_frame(stored: pd.DataFrame) -> pd.DataFrame:
+    """Rows of `raw_descriptors` as the stage wrote them, the suite's columns only (one that
+    is missing fails the column-set expectation) and the timestamp parsed to UTC."""
+    frame = stored[[c for c in RAW_FRAME_COLUMNS if c in stored.columns]].copy()
+    if "source_updated_at" in frame:
+        frame["source_updated_at"] = pd.to_datetime(
+            frame["source_updated_at"], utc=True, errors="coerce", format="ISO8601"
         )
-        missing = sum(
-            1
-            for s in specs
-            if s.kind != "flag"
-            and values.get(s.name) not in (None, [], "")
-            and s.name not in provenance
-        )
-        genres = [g for g in values.get("genres") or [] if isinstance(g, str)]
-        tags = [g for g in values.get("tags") or [] if isinstance(g, str)]
-        outside = sum(vocabulary.canonical(g) is None for g in genres) if vocabulary else 0
-        name = values.get("name")
-        description = values.get("description")
-        records.append(
-            {
-                "resource_id": int(row["resource_id"]),
-                "name": name,
-                "name_len": len(name) if isinstance(name, str) else 0,
-                "description_len": len(description) if isinstance(description, str) else 0,
-                "genre_count": len(genres),
-                "tag_count": len(tags),
-                "vocab_share": (len(genres) - outside) / (len(genres) + len(tags))
-                if genres or tags
-                else None,
-                "genres_outside_tree": outside,
-                "provenance_missing": missing,
-                "schema_errors": schema_errors,
-                "control_chars": any(
-                    CONTROL_CHARS.search(t) for v in values.values() for t in _text_values(v)
-                ),
-                "normalization_version": row["normalization_version"],
-                "blocked": bool(values.get("blocked")),
-            }
-        )
-    frame = pd.DataFrame.from_records(records, columns=list(NORMALIZED_FRAME_COLUMNS))
-    frame["vocab_share"] = frame["vocab_share"].astype("float64")
     return frame
+
+
+def normalized_columns(resource_type: str) -> list[str]:
+    """The normalized frame's columns: the row's stored columns, then each field's value."""
+    specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
+    return ["resource_id", "resource_type", "normalization_version", *(s.name for s in specs)]
+
+
+def _present(value: Any) -> Any:
+    """An empty text or list counts as no value (a null for GX's null rates)."""
+    return None if value in (None, "", []) else value
+
+
+def _source_of(item: Any) -> str | None:
+    """`links.genres[0]` -> links: the source part of a list item's provenance path."""
+    return str(item).split(".", 1)[0].split("[", 1)[0] if item else None
+
+
+def _sources(origin: Any) -> list[str | None]:
+    """The source of each value a provenance entry covers (one for a single value)."""
+    if not isinstance(origin, dict):
+        return []
+    if "source" in origin:
+        return [str(origin["source"])]
+    return [_source_of(item) for item in origin.get("from") or []]
+
+
+def normalized_frame(resource_type: str, parsed: list[dict[str, Any]]) -> pd.DataFrame:
+    """Stored normalized rows (`fields` parsed) -> one row per resource: its fields as
+    columns, kept as stored, so a wrongly typed value shows as itself."""
+    specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
+    records = []
+    for row in parsed:
+        values = row["fields"] if isinstance(row["fields"], dict) else {}
+        record = {
+            "resource_id": int(row["resource_id"]),
+            "resource_type": row.get("resource_type"),
+            "normalization_version": row["normalization_version"],
+        }
+        for spec in specs:
+            record[spec.name] = _present(values.get(spec.name))
+        records.append(record)
+    return pd.DataFrame(records, columns=normalized_columns(resource_type), dtype=object)
+
+
+def value_frame(
+    resource_type: str, parsed: list[dict[str, Any]], vocabulary: GenreVocabulary | None
+) -> pd.DataFrame:
+    """Every value of every field, one per line (a list gives one line per item): the field,
+    the value as text, the source its provenance names (null: none), and for genres and tags
+    the genre-tree name it maps to (`in_tree`, null when the tree has none)."""
+    specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
+    records = []
+    for row in parsed:
+        values = row["fields"] if isinstance(row["fields"], dict) else {}
+        provenance = row["provenance"] if isinstance(row["provenance"], dict) else {}
+        resource_id = int(row["resource_id"])
+        for spec in specs:
+            value = _present(values.get(spec.name))
+            if value is None:
+                continue
+            items = value if isinstance(value, list) else [value]
+            sources = _sources(provenance.get(spec.name))
+            for i, item in enumerate(items):
+                source = sources[i] if i < len(sources) else None
+                in_tree = None
+                if spec.name in TREE_FIELDS and isinstance(item, str):
+                    in_tree = vocabulary.canonical(item) if vocabulary else item
+                records.append((resource_id, spec.name, str(item), source, in_tree))
+    return pd.DataFrame.from_records(records, columns=list(VALUE_FRAME_COLUMNS))
 
 
 def index_frame(
@@ -212,10 +172,10 @@ def index_frame(
 
 
 class LayerValidator:
-    """A stage's `observe` hook: turns each chunk it writes into the suite's per-row facts.
+    """A stage's `observe` hook: keeps the columns each chunk's suite reads.
 
-    The facts are a handful of small columns per row, so a partition's worth stays far below
-    one chunk of the rows themselves; the suite then validates them once per partition. Rows a
+    A few columns per row (the stored JSON text is shared with the rows, not copied), so a
+    partition's worth stays small; the suite then validates them once per partition. Rows a
     rerun skips by hash were validated when they were written.
     """
 
@@ -230,10 +190,11 @@ class LayerValidator:
         self.resource_type = resource_type
         self.vocabulary = vocabulary
         self.frames: list[pd.DataFrame] = []
+        self.value_frames: list[pd.DataFrame] = []
         self.search_names: dict[int, str] = {}
         self.profile = ProfileBuilder(resource_type) if with_profile else None
         self.rows = 0
-        self.seconds = 0.0  # time spent building facts, for the checks' share of a run
+        self.seconds = 0.0  # time spent building frames, for the checks' share of a run
 
     def __call__(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -244,21 +205,43 @@ class LayerValidator:
             self.search_names.update({int(r["resource_id"]): r["search_name"] for r in rows})
         elif self.layer == "raw":
             self.frames.append(raw_frame(pd.DataFrame(rows)))
-        else:  # fields and provenance parsed once, for the facts and the profile
+        else:  # fields and provenance parsed once, for the frames and the profile
             parsed = [
-                {**r, "fields": json_value(r["fields"]), "provenance": json_value(r["provenance"])}
+                {
+                    **r,
+                    "fields": json_value(r["fields"]),
+                    "provenance": json_value(r["provenance"]),
+                }
                 for r in rows
             ]
-            stored = pd.DataFrame(parsed)
-            self.frames.append(normalized_frame(self.resource_type, stored, self.vocabulary))
+            self.frames.append(normalized_frame(self.resource_type, parsed))
+            self.value_frames.append(value_frame(self.resource_type, parsed, self.vocabulary))
             if self.profile is not None:
                 self.profile.add(parsed)
         self.seconds += time.perf_counter() - started
 
     def frame(self) -> pd.DataFrame:
-        """The facts of every row written, one frame for the suite."""
-        columns = RAW_FRAME_COLUMNS if self.layer == "raw" else NORMALIZED_FRAME_COLUMNS
-        frames = [f for f in self.frames if len(f)]
-        if not frames:
-            return pd.DataFrame(columns=list(columns))
-        return pd.concat(frames, ignore_index=True)
+        """Every row written, one frame for the suite."""
+        if self.layer == "raw":
+            columns = list(RAW_FRAME_COLUMNS)
+        else:
+            columns = normalized_columns(self.resource_type)
+        return concat_frames(self.frames, columns)
+
+    def values(self) -> pd.DataFrame:
+        """Every field value written, one per line (normalized layer)."""
+        return concat_frames(self.value_frames, list(VALUE_FRAME_COLUMNS))
+
+
+def concat_frames(frames: Iterable[pd.DataFrame], columns: list[str] | None = None) -> pd.DataFrame:
+    """One frame of many, the empty ones dropped; when all are empty, an empty frame with
+    `columns` (or the first frame, which has its own)."""
+    frames = list(frames)
+    kept = [f for f in frames if len(f)]
+    if len(kept) == 1:
+        return kept[0]
+    if kept:
+        return pd.concat(kept, ignore_index=True)
+    if columns is not None or not frames:
+        return pd.DataFrame(columns=columns)
+    return frames[0]

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from descriptor_pipeline.quality import site
 from descriptor_pipeline.quality.results import MAX_EXAMPLES, SuiteResult, short
 
 # ---------------------------------------------------------------- quarantine summary
@@ -78,7 +79,9 @@ def prune_data_docs(root: Path, keep_days: int, now: float | None = None) -> lis
         return []
     cutoff = (time.time() if now is None else now) - keep_days * 86_400
     removed = []
-    for folder in root.iterdir():
+    for folder in root.iterdir():  # `_static`, `_suites`: the site's own folders stay
+        if folder.name.startswith("_"):
+            continue
         if folder.is_dir() and folder.stat().st_mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
@@ -95,28 +98,36 @@ def render_data_docs(
     partition_key: str,
     root: Path | None = None,
     keep_days: int = 0,
+    asset: str = "",
 ) -> Path:
     """Render one validation as a static GX Data Docs page: `<root>/<run>/<partition>/<suite>.html`.
 
     GX's own renderer and page view, so the page looks like any Data Docs site; one file per
     validation keeps runs from overwriting each other and needs no docs-site configuration.
-    Run folders older than `keep_days` are pruned first.
+    The page names the Dagster run, the asset and the partition, loads its styling from the
+    folder itself (`site`), and its Home and suite links work; run folders older than
+    `keep_days` are pruned first.
     """
+    from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
     root = root or data_docs_root()
     prune_data_docs(root, keep_days)
+    site.install_static(root)
     folder = root / _safe(run_id) / _safe(partition_key)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{_safe(result.suite)}.html"
-    for item in result.gx_result.results:  # GX's renderer refuses numpy scalars
+    gx_result = result.gx_result
+    for item in gx_result.results:  # GX's renderer refuses numpy scalars
         if item.result and hasattr(item.result.get("observed_value"), "item"):
             item.result["observed_value"] = item.result["observed_value"].item()
+    gx_result.meta["run_id"] = RunIdentifier(run_name=f"dagster run {run_id}")
+    gx_result.meta["batch_spec"] = {"data_asset_name": f"{asset} {partition_key}".strip()}
+    suite_page = _render_suite(root, gx_result.suite_name)
     try:
-        page = DefaultJinjaPageView().render(
-            ValidationResultsPageRenderer().render(result.gx_result)
-        )
+        page = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(gx_result))
+        page = site.localize(page, "../../", suite_page)
     except Exception as exc:  # a renderer bug must not fail the check: keep a plain page
         rows = "".join(
             f"<tr><td>{html.escape(str(r['expectation']))}</td><td>{r['severity']}</td>"
@@ -126,5 +137,28 @@ def render_data_docs(
         page = (
             f"<html><body><p>GX renderer failed: {html.escape(repr(exc))}</p><table>{rows}</table>"
         )
-    path.write_text(page, encoding="utf-8")
+    site.write_atomically(path, page)
+    site.write_home(root)
     return path
+
+
+def _render_suite(root: Path, suite_name: str) -> str | None:
+    """The suite's own page (its expectations), once per suite: the page the validation's
+    suite link opens. None when GX cannot render it (the link then stays as GX made it)."""
+    from great_expectations.render.renderer import ExpectationSuitePageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    from descriptor_pipeline.quality.suites import registered_suite
+
+    name = f"{_safe(suite_name)}.html"
+    path = root / site.SUITES_FOLDER / name
+    if path.exists():
+        return name
+    try:
+        page = DefaultJinjaPageView().render(
+            ExpectationSuitePageRenderer().render(registered_suite(suite_name))
+        )
+    except Exception:  # the validation page matters; its suite page is a convenience
+        return None
+    site.write_atomically(path, site.localize(page, "../"))
+    return name

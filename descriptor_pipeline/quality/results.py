@@ -6,7 +6,7 @@ and tests read results without importing Great Expectations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 Layer = Literal["raw", "normalized", "index"]
@@ -27,16 +27,102 @@ class Thresholds:
     """
 
     min_vocab_share: float = 0.8  # mean share of a row's genre+tag values that are tree genres
-    min_genre_coverage: float = 0.03  # share of rows with at least one tree genre
+    min_genre_coverage: float = 0.03  # share of rows with at least one genre
     genres_in_tree_mostly: float = 0.99  # genres that are no longer in the tree (tree edited)
     max_quarantine_share: float = 0.05  # above this the quarantine check is an ERROR, else WARN
     drift_min_rows: int = 20  # smaller partitions are too noisy to compare rates
     drift_max_rate_change: float = 0.10  # absolute change of a null rate or source share
     drift_max_relative_change: float = 0.5  # relative change of counts and length quantiles
     drift_min_absolute_change: float = 5.0  # ...and at least this much (chars, distinct tags)
+    # (field, lowest share of rows with a value): the normalized warnings' null rates
+    min_present: tuple[tuple[str, float], ...] = ()
+
+    def with_overrides(self, overrides: dict[str, float]) -> Thresholds:
+        """These thresholds with one resource type's overrides: a field name of this class,
+        or `present.<field>` for the lowest share of rows with a value in that field."""
+        names = {f.name for f in fields(self)} - {"min_present"}
+        unknown = [k for k in overrides if k not in names and not k.startswith("present.")]
+        if unknown:
+            raise ValueError(
+                f"unknown quality thresholds {unknown}: use one of {sorted(names)} "
+                "or present.<field>"
+            )
+        present = dict(self.min_present)
+        present.update(
+            {k.removeprefix("present."): float(v) for k, v in overrides.items() if "." in k}
+        )
+        plain = {k: v for k, v in overrides.items() if k in names}
+        return replace(self, **plain, min_present=tuple(sorted(present.items())))
 
 
 DEFAULTS = Thresholds()  # the suites' and drift's thresholds when none are given
+
+# Per resource type, over the common thresholds above. Measured on the demo catalog (share of
+# all genre and tag values that map to a genre of the tree, per partition): genre 1.0, artist
+# 0.95-1.0, track 0.91-1.0, album 0.75 (album tags are often moods and eras, not genres). An
+# operator changes or adds a type's own through the `quality` resource's `per_resource_type`.
+DEFAULT_PER_TYPE: dict[str, dict[str, float]] = {"album": {"min_vocab_share": 0.7}}
+
+
+# ---------------------------------------------------------------- which check says what
+
+
+@dataclass(frozen=True)
+class SuiteCheck:
+    """One asset check made of one layer's expectations of one severity. Declared here once:
+    the check specs (blocking or not) and the results are both built from this list."""
+
+    name: str
+    layer: Layer
+    severity: Literal["critical", "warning"]
+    blocking: bool
+    description: str
+
+
+SUITE_CHECKS: tuple[SuiteCheck, ...] = (
+    SuiteCheck(
+        "raw_suite",
+        "raw",
+        "critical",
+        True,
+        "GX over the raw rows this run wrote: ids unique and inside the partition's range, "
+        "raw_hash a SHA-256, links and every source column a JSON object. Blocks normalizing.",
+    ),
+    SuiteCheck(
+        "raw_warnings",
+        "raw",
+        "warning",
+        False,
+        "GX over the raw rows this run wrote: source_updated_at not in the future (5 minutes "
+        "of clock skew allowed). Never blocks.",
+    ),
+    SuiteCheck(
+        "normalized_suite",
+        "normalized",
+        "critical",
+        True,
+        "GX over the normalized rows this run wrote: each field of its kind, every value naming "
+        "a known source, name 1..512 chars, description <= 2001, no control characters in any "
+        "value, version current. Blocks publishing.",
+    ),
+    SuiteCheck(
+        "normalized_warnings",
+        "normalized",
+        "warning",
+        False,
+        "GX over the normalized rows this run wrote: share of genre and tag values in the "
+        "genre tree, genre coverage, per-type field null rates. Never blocks.",
+    ),
+    SuiteCheck(  # not blocking: nothing is downstream of the index
+        "index_suite",
+        "index",
+        "critical",
+        False,
+        "GX index suite: every catalog id published, withdrawn or quarantined (row count "
+        "equals the catalog's), one document per resource, keys of the type, version current; "
+        "documents written by this run searchable by name.",
+    ),
+)
 
 
 # ---------------------------------------------------------------- results
@@ -84,6 +170,13 @@ class SuiteResult:
             sum(r.seconds for r in results),
             gx_result=shown.gx_result,
         )
+
+    def of_severity(self, severity: str) -> SuiteResult:
+        """Only the expectations of one severity (`warning` takes every non-critical one)."""
+        kept = [
+            e for e in self.expectations if (e.severity == "critical") == (severity == "critical")
+        ]
+        return replace(self, expectations=kept)
 
     @property
     def success(self) -> bool:
