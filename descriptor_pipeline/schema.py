@@ -34,6 +34,9 @@ SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")
 FieldKind = Literal["text", "text_list", "int", "flag"]
 Merge = Literal["first", "union"]
 Weight = Literal["A", "B", "C", "D"]
+# How much a word found in a field of each weight class counts in search (docs/search.md): the
+# same numbers are PostgreSQL's ts_rank_cd weights and SQLite's bm25 column weights.
+SEARCH_WEIGHTS: dict[Weight, float] = {"A": 1.0, "B": 0.4, "C": 0.2, "D": 0.1}
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def test_genre_search_ranks_the_exact_name_first(indexed: Deployment) -> None:
     # "shoegazer" scores higher by bm25 than "shoegaze", yet the exact name comes first
     hits = indexed.store.search("shoegaze")
     assert [name_of(indexed, h.document_key) for h in hits][:2] == ["shoegaze", "shoegazer"]
-    assert hits[1].rank > hits[0].rank
+    assert (hits[0].match, hits[1].match) == ("exact", "prefix")
+    assert hits[0].rank > hits[1].rank
 
 
 @pytest.mark.parametrize(("query", "exact"), [("jazz", "jazz"), ("night", None)])
