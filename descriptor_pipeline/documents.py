@@ -39,8 +39,13 @@ def search_key(text: str) -> str:
     """What search compares: NFKC, lower case, single spaces. The search columns hold this and
     a query is folded the same way, so an exact-name test is one indexed equality on both
     backends (PostgreSQL's `lower(normalize(q, NFKC))` gives the same key); the displayed name
-    keeps the catalog's own characters."""
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    keeps the catalog's own characters. A symbol that folds into letters ("™" -> "TM") becomes
+    a word of its own instead of gluing onto the word before it."""
+    spaced = "".join(
+        f" {c} " if not c.isalnum() and unicodedata.normalize("NFKC", c).isalnum() else c
+        for c in text
+    )
+    return " ".join(unicodedata.normalize("NFKC", spaced).lower().split())
 
 
 def _present(value: Any) -> bool:

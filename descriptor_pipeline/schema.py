@@ -68,7 +68,8 @@ def _p(source: Source, path: str) -> SourcePath:
 C, K, L, E, S = Source.CUSTOM, Source.CATALOG, Source.LINKS, Source.ENRICHMENT, Source.SPOTIFY
 
 TEXT_RULES = ("nfkc", "control_chars", "whitespace")
-NAME_RULES = (*TEXT_RULES, "name_length")
+# Names are displayed: NFC keeps "™" and full-width forms; search folds them (issue 13)
+NAME_RULES = ("nfc", "control_chars", "whitespace", "name_length")
 LIST_RULES = (*TEXT_RULES, "casefold_dedupe", "list_length")
 DESCRIPTION_RULES = ("strip_html", "lastfm_boilerplate", *TEXT_RULES, "description_length")
 _TAG_SOURCES = (_p(C, "tags"), _p(E, "tags[].name"), _p(S, "genres"))

@@ -22,3 +22,18 @@ def test_a_misspelling_swaps_two_adjacent_letters_of_the_longest_word() -> None:
     assert _swap("Reef") is None  # under 7 characters: no rule applies
     swapped = _swap("The Very Best of the Eagles")
     assert swapped is not None and sorted(swapped) == sorted("The Very Best of the Eagles")
+
+
+def test_a_name_is_displayed_as_the_catalog_has_it_and_searched_folded() -> None:
+    import orjson
+
+    from descriptor_pipeline.documents import build_document
+    from descriptor_pipeline_tests.test_normalization import normalize_one, raw_row
+
+    record = normalize_one("track", raw_row(name="Ｓｏｎｇ  Title™ \u200b"))
+    assert record["name"] == "Ｓｏｎｇ Title™"  # only control characters and spaces cleaned
+    record["provenance"] = orjson.dumps(record["provenance"]).decode()
+    document = build_document("track", record)
+    assert document["name"] == "Ｓｏｎｇ Title™"
+    assert document["display_text"].startswith("Ｓｏｎｇ Title™ (track)")
+    assert document["search_name"] == "song title tm"  # NFKC folds ™, as a word of its own
