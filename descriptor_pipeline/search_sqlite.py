@@ -15,7 +15,7 @@ from rapidfuzz import fuzz, utils
 
 from descriptor_pipeline.documents import WEIGHT_COLUMNS, search_key
 from descriptor_pipeline.schema import SEARCH_WEIGHTS
-from descriptor_pipeline.search import (
+from descriptor_pipeline.search_query import (
     EXACT,
     MIN_PREFIX,
     NAMED_BONUS,
@@ -68,8 +68,10 @@ def trigram_query(key: str) -> str | None:
 
 
 def similarity(key: str, name: str, aliases: str) -> float:
-    """Edit similarity in [0, 1], word order free (WRatio); an alias counts for 0.9."""
-    by_name = fuzz.WRatio(key, name, processor=utils.default_process)
+    """Edit similarity in [0, 1], word order free: token_sort_ratio against the name (it does
+    not reward a short name for being inside the query, as WRatio's partial match does), WRatio
+    against the joined aliases, which count for 0.9."""
+    by_name = fuzz.token_sort_ratio(key, name, processor=utils.default_process)
     by_alias = fuzz.WRatio(key, aliases, processor=utils.default_process) if aliases else 0
     return max(by_name, 0.9 * by_alias) / 100
 
@@ -87,9 +89,7 @@ def matched_fields(query_words: list[str], row: Any) -> tuple[str, ...]:
     out = []
     for column in WEIGHT_COLUMNS.values():
         tokens = set(words(strip_marks(getattr(row, column))))
-        if wanted & tokens or (
-            len(last) >= MIN_PREFIX and any(t.startswith(last) for t in tokens)
-        ):
+        if wanted & tokens or (len(last) >= MIN_PREFIX and any(t.startswith(last) for t in tokens)):
             out.append(column.removeprefix("search_"))
     return tuple(out)
 

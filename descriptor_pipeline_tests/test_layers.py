@@ -10,8 +10,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "descriptor_pipeline"
 # lowest first; a module may import only from its own layer or lower ones
 LAYERS: list[set[str]] = [
     {"id_ranges", "rejections", "values", "faults", "celery_routing"},
-    {"schema", "rules", "tables", "search", "store_engine", "catalog_config"},
+    {"schema", "rules", "tables", "store_engine", "catalog_config"},
     {"normalization", "documents", "catalog", "index_store_postgres", "partition_ledger"},
+    {"search_query", "search_sqlite", "search"},  # search folds text as documents do
     {"index_store", "schema_doc", "demo"},
     {"quality", "stages", "raw_stage", "refresh"},
     {"defs", "celery_app", "cli", "definitions"},

@@ -12,7 +12,7 @@ from descriptor_pipeline.documents import WEIGHT_COLUMNS
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.migrations.versions import __path__ as versions_path
 from descriptor_pipeline.schema import SEARCH_WEIGHTS
-from descriptor_pipeline.search import (
+from descriptor_pipeline.search_query import (
     EXACT,
     NAMED_BONUS,
     PREFIX,
