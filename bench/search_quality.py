@@ -14,6 +14,10 @@ for:
 
 recall@10 counts the expected documents in the top 10 (out of at most 10); MRR is 1/rank of the
 first expected document in the top 10.
+
+    .venv/bin/python -m bench.search_quality --latency 100000 [--json …]
+
+instead times one search per query text (and broad genre words) on a generated catalog.
 """
 
 from __future__ import annotations
@@ -223,10 +227,75 @@ def run(json_path: Path | None) -> dict[str, Any]:
     return results
 
 
+BROAD = ["rock", "pop", "jazz", "metal", "hip hop", "electronic", "the", "love"]
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    ordered = sorted(ms)
+
+    def at(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "n": len(ordered)}
+
+
+def latency(store: IndexStore, texts: list[str]) -> dict[str, dict[str, float]]:
+    """p50/p95/p99 in ms of one search per text (after one warm-up pass), and of broad words."""
+    timings: dict[str, list[float]] = {"queries": [], "broad": []}
+    for text in texts + BROAD:
+        store.search(text)  # warm-up: caches and prepared plans
+    for group, items in (("queries", texts), ("broad", BROAD * 5)):
+        for text in items:
+            started = time.perf_counter()
+            store.search(text)
+            timings[group].append((time.perf_counter() - started) * 1000)
+    return {group: _percentiles(ms) for group, ms in timings.items()}
+
+
+def run_latency(resources: int, json_path: Path | None) -> dict[str, Any]:
+    """A generated catalog of `resources` (bench/generate_catalog.py) published on both
+    backends; the labelled query texts and broad genre words timed on each."""
+    from bench.generate_catalog import generate
+
+    texts = [q["query"] for q in load()]
+    out: dict[str, Any] = {"resources": resources}
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog_url = f"sqlite:///{tmp}/catalog.sqlite"
+        generate(catalog_url, resources)
+        started = time.perf_counter()
+        store = publish_demo(catalog_url, f"sqlite:///{tmp}/index.sqlite")
+        print(f"sqlite index of {resources:,} published in {time.perf_counter() - started:.0f}s")
+        out["sqlite"] = latency(store, texts)
+        store.engine.dispose()
+        with pg_database() as pg_url:
+            if pg_url is not None:
+                started = time.perf_counter()
+                store = publish_demo(catalog_url, pg_url)
+                print(f"postgres index published in {time.perf_counter() - started:.0f}s")
+                out["postgres"] = latency(store, texts)
+                store.engine.dispose()
+    for backend in ("sqlite", "postgres"):
+        for group, f in out.get(backend, {}).items():
+            print(
+                f"{backend:9s} {group:8s} n={f['n']:4d} p50 {f['p50']:7.2f} ms  "
+                f"p95 {f['p95']:7.2f} ms  p99 {f['p99']:7.2f} ms"
+            )
+    if json_path is not None:
+        json_path.write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    run(parser.parse_args().json)
+    parser.add_argument(
+        "--latency", type=int, metavar="N", help="time lookups on a generated N-resource catalog"
+    )
+    args = parser.parse_args()
+    if args.latency:
+        run_latency(args.latency, args.json)
+    else:
+        run(args.json)
 
 
 if __name__ == "__main__":
