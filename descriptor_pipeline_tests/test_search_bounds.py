@@ -61,4 +61,4 @@ def test_a_sqlite_search_over_its_budget_is_stopped_by_the_database(
     deployment.register()
     assert deployment.materialize(ARTISTS_0).success
     with pytest.raises(SearchRefused, match="budget"):
-        search_sqlite(deployment.store.engine, "the", 10, None, True, budget=0.0)
+        search_sqlite(deployment.store.engine, "the", 1000, None, True, budget=0.0)

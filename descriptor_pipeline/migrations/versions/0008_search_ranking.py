@@ -113,20 +113,22 @@ BEGIN
                     ELSE 'words' END AS match
         FROM strict s JOIN descriptor_index d ON d.doc_id = s.doc_id
         UNION ALL
-        SELECT f.doc_id, 0.99 * f.sim, 'similar' FROM fuzzy f)
+        SELECT f.doc_id, 0.99 * f.sim, 'similar' FROM fuzzy f),
+    best AS (
+        SELECT sc.doc_id, sc.score, sc.match FROM scored sc
+        ORDER BY sc.score DESC, sc.doc_id LIMIT max_results)
     SELECT d.document_key::text, d.resource_type::text, d.resource_id, d.name, d.display_text,
-           sc.score::double precision,
-           CASE WHEN sc.match = 'similar' THEN ARRAY['name']
+           b.score::double precision,
+           CASE WHEN b.match = 'similar' THEN ARRAY['name']
            ELSE array_remove(ARRAY[
                CASE WHEN ts_filter(d.search_vector, '{a}') @@ any_word THEN 'name' END,
                CASE WHEN ts_filter(d.search_vector, '{b}') @@ any_word THEN 'aliases' END,
                CASE WHEN ts_filter(d.search_vector, '{c}') @@ any_word THEN 'facets' END,
                CASE WHEN ts_filter(d.search_vector, '{d}') @@ any_word THEN 'description' END
            ], NULL) END,
-           sc.match
-    FROM scored sc JOIN descriptor_index d ON d.doc_id = sc.doc_id
-    ORDER BY sc.score DESC, d.doc_id
-    LIMIT max_results;
+           b.match
+    FROM best b JOIN descriptor_index d ON d.doc_id = b.doc_id
+    ORDER BY b.score DESC, b.doc_id;
 END
 $fn$
 """
