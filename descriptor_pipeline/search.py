@@ -2,8 +2,9 @@
 
 The ranking (docs/search.md), the same on SQLite and PostgreSQL:
 - candidates: documents holding every query word in any order, the last word as a prefix
-  (FTS5 / tsvector), plus exact-name matches; when they are fewer than asked, documents whose
-  name is similar (SQLite: FTS5 trigram table ranked by rapidfuzz; PostgreSQL: pg_trgm);
+  (FTS5 / tsvector), plus exact-name matches; when they are fewer than asked and no name is
+  or starts with the query, documents whose name is similar (SQLite: FTS5 trigram table ranked
+  by rapidfuzz; PostgreSQL: pg_trgm);
 - score = tier + named + text share: tier 3 when the folded name equals the folded query, 2
   when it starts with it, 1 otherwise; +0.5 for a named resource (artist, album, track) so a
   short genre row never passes an artist of the same tier; + 0.49 * r / (r + 1) where r is the

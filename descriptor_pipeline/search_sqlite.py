@@ -166,7 +166,8 @@ def _rank(
             else "words"
         )
     grams = trigram_query(key)
-    if len(scores) >= params["limit"] or grams is None:
+    named = any(kind in ("exact", "prefix") for kind in kinds.values())
+    if len(scores) >= params["limit"] or named or grams is None:
         return scores, kinds
     similar = conn.execute(_SIMILAR, {**params, "grams": grams, "candidates": SIMILAR_CANDIDATES})
     for row in similar:

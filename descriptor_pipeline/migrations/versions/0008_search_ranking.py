@@ -25,7 +25,8 @@ TRIGRAM_COLUMNS = "search_name, search_aliases"
 
 # Tier 3 exact name, 2 name starts with the query, 1 every word matched (any order, the last
 # as a prefix), +0.5 for a named resource (not a genre), +0.49 * the weighted text rank
-# squashed to [0, 1); tier 0 (only when too few matched every word): 0.99 * trigram similarity.
+# squashed to [0, 1); tier 0 (only when fewer than asked matched every word and no name is or
+# starts with the query): 0.99 * trigram similarity.
 SEARCH_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION descriptor_search(
     query text,
@@ -94,6 +95,8 @@ BEGIN
         SELECT d.doc_id, similarity(d.search_name, folded) AS sim
         FROM descriptor_index d
         WHERE (SELECT count(*) FROM strict) < max_results
+          AND NOT EXISTS (SELECT 1 FROM strict s2 JOIN descriptor_index d2
+                          ON d2.doc_id = s2.doc_id WHERE starts_with(d2.search_name, folded))
           AND d.search_name % folded
           AND (include_hidden OR NOT d.hidden)
           AND (descriptor_search.resource_type IS NULL
