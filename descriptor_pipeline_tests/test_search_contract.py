@@ -47,8 +47,10 @@ def test_one_ranking_exact_misspelled_reordered_and_named_before_genres(
     indexed: Deployment,
 ) -> None:
     store = indexed.store
-    exact = store.search("nirvana")[0]
+    hits = store.search("nirvana")
+    exact = hits[0]
     assert (exact.name, exact.match, exact.matched_fields[0]) == ("Nirvana", "exact", "name")
+    assert "similar" not in {h.match for h in hits}  # a name was found: no lookalikes padded in
     typo = store.search("Nirvnaa")[0]  # no word matches: similar names fill in
     assert (typo.name, typo.match) == ("Nirvana", "similar")
     assert typo.rank < 1.0  # below every all-words match
