@@ -56,10 +56,13 @@ class CatalogSource:
             columns = [
                 sa.Column(cfg.id_column, sa.BigInteger, primary_key=True),
                 sa.Column(cfg.name_column, sa.Text),
-                sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)),
-                sa.Column(cfg.spotify_column, sa.Text),
-                sa.Column(cfg.enrichment_column, sa.Text),
-                sa.Column(cfg.custom_column, sa.Text),
+            ]
+            if cfg.updated_at_column:
+                columns.append(sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)))
+            columns += [
+                sa.Column(c, sa.Text)
+                for c in (cfg.spotify_column, cfg.enrichment_column, cfg.custom_column)
+                if c
             ]
             if resource_type == "genre" and self.config.genre_parent_column:
                 columns.append(sa.Column(self.config.genre_parent_column, sa.BigInteger))
@@ -106,9 +109,7 @@ class CatalogSource:
                 bucket = (id_col // range_size) * range_size
                 starts.update(
                     int(s)
-                    for s in conn.execute(
-                        sa.select(bucket).where(id_col >= 0).distinct()
-                    ).scalars()
+                    for s in conn.execute(sa.select(bucket).where(id_col >= 0).distinct()).scalars()
                 )
                 negative += int(
                     conn.execute(
@@ -163,18 +164,25 @@ class CatalogSource:
         t = self.resource_table(resource_type)
         cfg = self.config.resource(resource_type)
         id_col = t.c[cfg.id_column]
-        updated_at = t.c[cfg.updated_at_column]
-        if self.engine.dialect.name == "sqlite":
+
+        def text(column: str | None) -> Any:  # an absent column reads as NULL
+            return sa.cast(t.c[column] if column else sa.null(), sa.Text)
+
+        if cfg.updated_at_column is None:
+            updated_at: Any = text(None)
+        elif self.engine.dialect.name == "sqlite":
             # as stored: SQLite keeps any text there, and one unparseable value must not fail
             # the page at fetch time (the raw stage quarantines that row)
-            updated_at = sa.cast(updated_at, sa.Text)
+            updated_at = text(cfg.updated_at_column)
+        else:
+            updated_at = t.c[cfg.updated_at_column]
         select = sa.select(
             id_col.label("resource_id"),
             updated_at.label("source_updated_at"),
             t.c[cfg.name_column].label("name"),
-            sa.cast(t.c[cfg.spotify_column], sa.Text).label("spotify_data"),
-            sa.cast(t.c[cfg.enrichment_column], sa.Text).label("enrichment_data"),
-            sa.cast(t.c[cfg.custom_column], sa.Text).label("custom_data"),
+            text(cfg.spotify_column).label("spotify_data"),
+            text(cfg.enrichment_column).label("enrichment_data"),
+            text(cfg.custom_column).label("custom_data"),
         )
         return select, id_col
 
@@ -267,6 +275,17 @@ class CatalogSource:
         with self.engine.connect() as conn:
             parts = [f"{n}:{h}" for q in queries for n, h in [conn.execute(q).one()]]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def sample_ids(self, resource_type: str, n: int) -> list[int]:
+        """The oldest and the newest ids (half each): payload shapes drift over a catalog's
+        life, and two index range scans stay cheap at any size, where a random sample would
+        read the whole table."""
+        t = self.resource_table(resource_type)
+        id_col = t.c[self.config.resource(resource_type).id_column]
+        with self.engine.connect() as conn:
+            low = conn.execute(sa.select(id_col).order_by(id_col).limit(n - n // 2)).scalars()
+            high = conn.execute(sa.select(id_col).order_by(id_col.desc()).limit(n // 2)).scalars()
+            return sorted({int(i) for i in (*low.all(), *high.all())})
 
     def rows_for_ids(self, resource_type: str, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Just these rows (a scoped refresh); ids the catalog no longer has are absent."""

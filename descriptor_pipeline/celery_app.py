@@ -81,8 +81,12 @@ APP_CONFIG: dict[str, Any] = {
     "task_reject_on_worker_lost": True,
     "broker_connection_retry_on_startup": True,
     # a publish to a broker that is gone fails in about 2 s instead of hanging the run
-    "broker_transport_options": {"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
-                                 "interval_max": 0.5},
+    "broker_transport_options": {
+        "max_retries": 3,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
+    },
     "broker_connection_timeout": 4,
 }
 
@@ -140,8 +144,9 @@ class DescriptorCeleryExecutor(CeleryExecutor):
             DAGSTER_CELERY_QUEUE_TAG, DEFAULT_QUEUE
         )
 
-        def submit(_app: Any, context: Any, step: Any, queue: str, priority: int,
-                   known_state: Any) -> Any:
+        def submit(
+            _app: Any, context: Any, step: Any, queue: str, priority: int, known_state: Any
+        ) -> Any:
             step_args = ExecuteStepArgs(
                 job_origin=context.reconstructable_job.get_python_origin(),
                 run_id=context.dagster_run.run_id,

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from descriptor_pipeline.id_ranges import RESOURCE_TYPES
+
 if TYPE_CHECKING:  # imported lazily at run time: `--help` stays fast
     from descriptor_pipeline.catalog import CatalogSource
     from descriptor_pipeline.index_store import IndexStore
@@ -211,6 +213,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    import json
+
+    from descriptor_pipeline.dry_run import profile_catalog, render
+
+    report = profile_catalog(_catalog(), args.type or list(RESOURCE_TYPES), args.sample)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else render(report))
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     store = _store()
     print("rows per stage table:")
@@ -296,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="one JSON array: key, type, id, name, score, matched_fields, match, display_text",
     )
     p.set_defaults(fn=cmd_search)
+    p = sub.add_parser(
+        "profile", help="dry run: what normalization makes of a catalog sample (reads only)"
+    )
+    p.add_argument("--sample", type=int, default=200, help="rows per resource type (max 10000)")
+    p.add_argument("--type", action="append", choices=list(RESOURCE_TYPES))
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(fn=cmd_profile)
     p = sub.add_parser("stats", help="rows per stage table and the quarantine")
     p.set_defaults(fn=cmd_stats)
     p = sub.add_parser("demo", help="seed + backfill + figures + sample searches")

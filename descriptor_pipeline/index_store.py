@@ -298,9 +298,7 @@ class IndexStore(PartitionLedger):
         budget: float = search_module.DEFAULT_BUDGET_SECONDS,
     ) -> list[SearchHit]:
         """The best `limit` published documents for `text` (see `search.search`)."""
-        return search_module.search(
-            self.engine, text, limit, resource_type, include_hidden, budget
-        )
+        return search_module.search(self.engine, text, limit, resource_type, include_hidden, budget)
 
     def counts(self) -> pd.DataFrame:
         """Rows per resource type in every stage table and in quarantine."""

@@ -85,6 +85,14 @@ def _apply_text_rules(value: str, rules: tuple[str, ...], ctx: NormalizationCont
     return value
 
 
+def _origin(where: SourcePath, rules: list[str]) -> dict[str, Any]:
+    """Where a value came from; the source profile too when one put the path there."""
+    origin = {"source": where.source.value, "path": str(where), "rules": rules}
+    if where.profile:
+        origin["profile"] = where.profile
+    return origin
+
+
 def _normalize_field(
     spec: FieldSpec, sources: RowSources, ctx: NormalizationContext
 ) -> tuple[Any, dict[str, Any] | None]:
@@ -95,7 +103,7 @@ def _normalize_field(
             if value is not None:
                 if not isinstance(value, bool):
                     raise RejectedValue(f"type:{where}", f"{where}: expected true/false", value)
-                return value, {"source": where.source.value, "path": str(where), "rules": []}
+                return value, _origin(where, [])
         return False, None
     if spec.kind == "int":
         for where in spec.sources:
@@ -108,11 +116,7 @@ def _normalize_field(
             for name in spec.rules:
                 number = RULES[name].fn(value, ctx)
             if number is not None:
-                return number, {
-                    "source": where.source.value,
-                    "path": str(where),
-                    "rules": rule_tags,
-                }
+                return number, _origin(where, rule_tags)
         return None, None
     if spec.kind == "text":
         for where in spec.sources:
@@ -124,7 +128,7 @@ def _normalize_field(
                 continue
             text = _apply_text_rules(text, spec.rules, ctx)
             if text:
-                return text, {"source": where.source.value, "path": str(where), "rules": rule_tags}
+                return text, _origin(where, rule_tags)
         return None, None
     # text_list: union over sources in precedence order, per-value provenance
     collected: list[tuple[str, str]] = []
@@ -146,7 +150,12 @@ def _normalize_field(
             collected = rule.fn(collected, ctx)
     if not collected:
         return [], None
-    return [v for v, _ in collected], {"from": [o for _, o in collected], "rules": rule_tags}
+    origin: dict[str, Any] = {"from": [o for _, o in collected], "rules": rule_tags}
+    used = set(origin["from"])
+    profiles = {str(w): w.profile for w in spec.sources if w.profile and str(w) in used}
+    if profiles:
+        origin["profiles"] = profiles
+    return [v for v, _ in collected], origin
 
 
 def _parse_json(text: Any) -> Any:
@@ -155,11 +164,9 @@ def _parse_json(text: Any) -> Any:
     return orjson.loads(text) if isinstance(text, str | bytes) else text
 
 
-def normalize_row(
-    resource_type: str, row: dict[str, Any], ctx: NormalizationContext
-) -> dict[str, Any]:
-    """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
-    sources = RowSources(
+def row_sources(row: dict[str, Any]) -> RowSources:
+    """The parsed documents of a raw row (JSON text parsed once), keyed by source."""
+    return RowSources(
         {
             Source.CUSTOM: _parse_json(row.get("custom_data")),
             Source.CATALOG: {"name": None if is_missing(row.get("name")) else row.get("name")},
@@ -168,6 +175,13 @@ def normalize_row(
             Source.SPOTIFY: _parse_json(row.get("spotify_data")),
         }
     )
+
+
+def normalize_row(
+    resource_type: str, row: dict[str, Any], ctx: NormalizationContext
+) -> dict[str, Any]:
+    """One raw row -> its canonical fields with provenance. Raises RejectedValue."""
+    sources = row_sources(row)
     for source in (Source.CUSTOM, Source.ENRICHMENT, Source.SPOTIFY):
         doc = sources.documents[source]
         if doc is not None and not isinstance(doc, dict):
@@ -178,7 +192,7 @@ def normalize_row(
             )
     out: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
-    for spec in fields_of(resource_type):
+    for spec in ctx.fields[resource_type]:
         value, origin = _normalize_field(spec, sources, ctx)
         out[spec.name] = value
         if origin is not None:
@@ -195,8 +209,9 @@ def content_hash(payload: dict[str, Any]) -> str:
 
 def input_hash(raw_hash: str, ctx: NormalizationContext) -> str:
     """What a normalized row was computed from: skip it when none of this changed."""
+    profiles = f"|{ctx.profiles_fingerprint}" if ctx.profiles_fingerprint else ""
     return hashlib.sha256(
-        f"{raw_hash}|{NORMALIZATION_VERSION}|{ctx.genre_vocabulary.fingerprint}".encode()
+        f"{raw_hash}|{NORMALIZATION_VERSION}|{ctx.genre_vocabulary.fingerprint}{profiles}".encode()
     ).hexdigest()
 
 

@@ -184,6 +184,7 @@ def extract_raw(
     """Catalog rows -> raw_descriptors. With `only_ids`, just those rows are read and synced
     (an id the catalog no longer has is deleted); otherwise the whole id range."""
     report = StageReport("raw", partition.key)
+    report.catalog_without = source.config.absent(partition.resource_type)
     if only_ids is not None:
         only_ids = frozenset(only_ids)
         report.scoped_ids = len(only_ids)

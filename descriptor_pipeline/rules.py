@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from html import unescape
-from html.parser import HTMLParser
 from typing import Any, Literal
 
+from selectolax.lexbor import LexborHTMLParser
+
 from descriptor_pipeline.rejections import RejectedValue
-from descriptor_pipeline.schema import SCHEMA_VERSION
+from descriptor_pipeline.schema import FIELDS, SCHEMA_VERSION, FieldSpec
 
 NAME_MAX_CHARS = 512
 DESCRIPTION_MAX_CHARS = 2000
@@ -28,9 +28,12 @@ INT_MAX = 10**12
 
 @dataclass(frozen=True)
 class NormalizationContext:
-    """What normalization needs besides the row: the genre tree's vocabulary."""
+    """What normalization needs besides the row: the genre tree's vocabulary, and the fields
+    with the catalog's source profiles applied (`source_profiles.py`)."""
 
     genre_vocabulary: GenreVocabulary
+    fields: Mapping[str, tuple[FieldSpec, ...]] = field(default_factory=lambda: FIELDS)
+    profiles_fingerprint: str = ""  # "" without profiles: input hashes stay as they were
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,7 @@ def _nfc(value: str, ctx: NormalizationContext) -> str:
 # bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069, U+061C), which let a
 # name display as something else.
 CONTROL_CHARS = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e"
-    "\u2066-\u2069\ufeff]"
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]"
 )
 
 
@@ -80,28 +82,49 @@ def _whitespace(value: str, ctx: NormalizationContext) -> str:
     return _SPACE.sub(" ", value).strip()
 
 
-class _TextExtractor(HTMLParser):
-    """Collects text nodes; block-level tags become spaces so words do not glue together."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"br", "p", "div", "li"}:
-            self.parts.append(" ")
+# Elements whose boundaries separate words (`<h2>Two</h2><p>Three</p>` is "Two Three"), and
+# elements whose content is not text at all.
+_BLOCK_TAGS = (
+    "address,article,aside,blockquote,br,caption,dd,div,dl,dt,figcaption,figure,footer,h1,h2,"
+    "h3,h4,h5,h6,header,hr,li,main,nav,ol,p,pre,section,table,tbody,td,tfoot,th,thead,tr,ul"
+)
+_NOT_TEXT_TAGS = ["script", "style", "noscript", "template", "iframe", "object", "svg"]
 
 
 def _strip_html(value: str, ctx: NormalizationContext) -> str:
+    """Text of an HTML fragment through a real HTML5 parser (lexbor, via selectolax): entities
+    decoded exactly once, block boundaries kept as spaces, script and style content dropped."""
     if "<" not in value and "&" not in value:
         return value
-    parser = _TextExtractor()
-    parser.feed(value)
-    parser.close()
-    return unescape("".join(parser.parts))
+    tree = LexborHTMLParser(value)
+    tree.strip_tags(_NOT_TEXT_TAGS)
+    for node in tree.css(_BLOCK_TAGS):
+        node.insert_before(" ")
+        node.insert_after(" ")
+    body = tree.body
+    return "" if body is None else body.text(deep=True, separator="")
+
+
+# Discogs' markup and BBCode (https://support.discogs.com/hc/articles/360005006334): named
+# links keep their name, numbered references ([a123], [r=456]) and images have no text,
+# formatting tags go and keep their content.
+_MARKUP_NAMED = re.compile(r"\[(?:a|l)=([^\]\[]+)\]", re.IGNORECASE)
+_MARKUP_NUMBERED = re.compile(r"\[(?:a|l|r|m|t)=?\d+\]", re.IGNORECASE)
+_MARKUP_LINK = re.compile(r"\[url=[^\]]*\](.*?)\[/url\]", re.IGNORECASE | re.DOTALL)
+_MARKUP_NO_TEXT = re.compile(r"\[(url|img)\].*?\[/\1\]", re.IGNORECASE | re.DOTALL)
+_MARKUP_FORMAT = re.compile(
+    r"\[/?(?:b|i|u|s|quote|code|size|color|center|list|\*)(?:=[^\]]*)?\]", re.IGNORECASE
+)
+
+
+def _strip_markup(value: str, ctx: NormalizationContext) -> str:
+    if "[" not in value:
+        return value
+    value = _MARKUP_NAMED.sub(r"\1", value)
+    value = _MARKUP_LINK.sub(r"\1", value)
+    value = _MARKUP_NO_TEXT.sub(" ", value)
+    value = _MARKUP_NUMBERED.sub(" ", value)
+    return _MARKUP_FORMAT.sub("", value)
 
 
 _LASTFM_READ_MORE = re.compile(r"\s*Read more on Last\.fm\.?\s*$", re.IGNORECASE)
@@ -222,10 +245,19 @@ RULES: dict[str, Rule] = {
         Rule("whitespace", 1, "text", _whitespace, "Runs of white space collapse; ends trimmed."),
         Rule(
             "strip_html",
-            1,
+            2,
             "text",
             _strip_html,
-            "HTML tags removed (stdlib parser), entities unescaped.",
+            "HTML reduced to its text by an HTML5 parser (selectolax): entities decoded once, "
+            "block elements separate words, script/style content dropped.",
+        ),
+        Rule(
+            "strip_markup",
+            1,
+            "text",
+            _strip_markup,
+            "Discogs markup and BBCode reduced to text: [a=Name] and [l=Label] keep the name, "
+            "[url=…]text[/url] keeps the text, numbered references and images go.",
         ),
         Rule(
             "lastfm_boilerplate",

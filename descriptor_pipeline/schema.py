@@ -45,6 +45,7 @@ class SourcePath:
 
     source: Source
     path: str
+    profile: str | None = None  # "discogs@1" when a source profile put the path here
 
     def __str__(self) -> str:
         return f"{self.source.value}.{self.path}"
@@ -71,7 +72,13 @@ TEXT_RULES = ("nfkc", "control_chars", "whitespace")
 # Names are displayed: NFC keeps "™" and full-width forms; search folds them (issue 13)
 NAME_RULES = ("nfc", "control_chars", "whitespace", "name_length")
 LIST_RULES = (*TEXT_RULES, "casefold_dedupe", "list_length")
-DESCRIPTION_RULES = ("strip_html", "lastfm_boilerplate", *TEXT_RULES, "description_length")
+DESCRIPTION_RULES = (
+    "strip_html",
+    "strip_markup",
+    "lastfm_boilerplate",
+    *TEXT_RULES,
+    "description_length",
+)
 _TAG_SOURCES = (_p(C, "tags"), _p(E, "tags[].name"), _p(S, "genres"))
 
 

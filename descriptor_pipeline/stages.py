@@ -27,6 +27,7 @@ from descriptor_pipeline.index_store import IndexStore, SyncCounts
 from descriptor_pipeline.normalization import input_hash, normalize_rows
 from descriptor_pipeline.rules import GenreVocabulary, NormalizationContext
 from descriptor_pipeline.schema import fields_of
+from descriptor_pipeline.source_profiles import resolve as resolve_profiles
 from descriptor_pipeline.tables import PUBLISHED_TABLE, normalized_descriptors, raw_descriptors
 
 # Receives, per chunk, the rows a stage writes (new or changed), while they are still in memory:
@@ -50,6 +51,7 @@ class StageReport:
 
     partitions: int = 1  # >1 when a backfill packed several partitions into one run
     catalog_unchanged: bool = False  # the range's fingerprint matched: nothing was read
+    catalog_without: list[str] = field(default_factory=list)  # parts this catalog lacks
 
     @classmethod
     def combined(cls, reports: Sequence[StageReport]) -> StageReport:
@@ -67,6 +69,7 @@ class StageReport:
             out.chunks += report.chunks
             out.seconds += report.seconds
             out.catalog_unchanged = out.catalog_unchanged and report.catalog_unchanged
+            out.catalog_without = sorted({*out.catalog_without, *report.catalog_without})
             if report.scoped_ids is not None:
                 out.scoped_ids = (out.scoped_ids or 0) + report.scoped_ids
         return out
@@ -93,6 +96,7 @@ class StageReport:
             "scope": "whole partition" if self.scoped_ids is None else f"{self.scoped_ids} ids",
             "partitions_in_run": self.partitions,
             "catalog_unchanged": self.catalog_unchanged,
+            "catalog_without": ", ".join(self.catalog_without) or "nothing",
         }
 
 
@@ -126,7 +130,11 @@ def within(existing: dict[int, str], scope: set[int] | None) -> dict[int, str]:
 
 
 def normalization_context(source: CatalogSource) -> NormalizationContext:
-    return NormalizationContext(GenreVocabulary.from_names(source.genre_names()))
+    """The genre vocabulary and the fields with the catalog's source profiles applied."""
+    fields, fingerprint = resolve_profiles(source.config.profiles_by_type())
+    return NormalizationContext(
+        GenreVocabulary.from_names(source.genre_names()), fields, fingerprint
+    )
 
 
 def _stored_normalized_rows(

@@ -50,10 +50,11 @@ class Deployment:
     chunk_size: int = 97  # small and odd so every partition spans several chunks
     quality: QualitySettings = field(default_factory=QualitySettings)
     freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
+    mapping_file: str | None = None  # DESCRIPTOR_CATALOG_MAPPING
 
     @property
     def catalog(self) -> CatalogSource:
-        return open_catalog(self.catalog_url, None)
+        return open_catalog(self.catalog_url, self.mapping_file)
 
     @property
     def store(self) -> IndexStore:
@@ -61,7 +62,7 @@ class Deployment:
 
     def resources(self) -> dict[str, dg.ConfigurableResource]:
         return {
-            "catalog": CatalogResource(url=self.catalog_url),
+            "catalog": CatalogResource(url=self.catalog_url, mapping_file=self.mapping_file),
             "index_store": IndexStoreResource(url=self.index_url),
             "settings": PipelineSettings(chunk_size=self.chunk_size),
             "quality": self.quality,

@@ -35,8 +35,10 @@ from descriptor_pipeline_tests.conftest import Deployment, write_instance_file
 
 pytestmark = pytest.mark.celery
 RANGE = IdRange.parse("000000000-000000999")
-INDEX_COLUMNS = "resource_type, resource_id, document_key, name, display_text, search_name, " \
+INDEX_COLUMNS = (
+    "resource_type, resource_id, document_key, name, display_text, search_name, "
     "search_aliases, search_facets, search_description, document, hidden, content_hash"
+)
 
 
 def _database(admin_url: str) -> tuple[str, str]:
@@ -97,16 +99,22 @@ def partition_tags(resource_type: str, mode: str, **extra: str) -> dict[str, str
 
 
 def finish(cluster: Cluster, name: str, proc: object, timeout: float = 150) -> None:
-    wait_for(f"run {name}", lambda: proc.poll() is not None, timeout,  # type: ignore[attr-defined]
-             [cluster.log(name), *(cluster.log(w) for w in cluster.workers)])
+    wait_for(
+        f"run {name}",
+        lambda: proc.poll() is not None,
+        timeout,  # type: ignore[attr-defined]
+        [cluster.log(name), *(cluster.log(w) for w in cluster.workers)],
+    )
 
 
 def index_rows(url: str) -> list[tuple[object, ...]]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"SELECT {INDEX_COLUMNS} FROM descriptor_index ORDER BY resource_type, resource_id"
-        )).all()
+        rows = conn.execute(
+            sa.text(
+                f"SELECT {INDEX_COLUMNS} FROM descriptor_index ORDER BY resource_type, resource_id"
+            )
+        ).all()
     engine.dispose()
     return [tuple(r) for r in rows]
 
@@ -166,12 +174,21 @@ def test_a_killed_worker_hands_its_step_to_the_other(
         proc = c.launch("run-artist", partition_tags("artist", "full"))
 
         def holder() -> str | None:
-            got = [w for w in workers if re.search(r"Task execute_plan\[\S+\] received",
-                                                   c.log(w).read_text(errors="replace"))]
+            got = [
+                w
+                for w in workers
+                if re.search(
+                    r"Task execute_plan\[\S+\] received", c.log(w).read_text(errors="replace")
+                )
+            ]
             return got[0] if got else None
 
-        victim = wait_for("a worker to take the raw step", holder, 120,
-                          [c.log("run-artist"), *(c.log(w) for w in workers)])
+        victim = wait_for(
+            "a worker to take the raw step",
+            holder,
+            120,
+            [c.log("run-artist"), *(c.log(w) for w in workers)],
+        )
         time.sleep(2)  # inside the step: the worker has loaded the job and is reading
         stop(c.workers[victim], signal.SIGKILL)
     finally:
@@ -193,8 +210,9 @@ def test_a_killed_worker_hands_its_step_to_the_other(
 
 def bulk_waiting(c: Cluster, worker: str, runs: list[str]) -> int:
     """Bulk steps submitted and not done, beyond the one the worker is running."""
-    submitted = sum(c.log(r).read_text(errors="replace").count("Submitting celery task")
-                    for r in runs)
+    submitted = sum(
+        c.log(r).read_text(errors="replace").count("Submitting celery task") for r in runs
+    )
     return submitted - executed_tasks(c, worker) - 1
 
 
@@ -217,15 +235,20 @@ def test_a_targeted_reindex_overtakes_a_backfill_on_the_bulk_queue(
     tx = conn.begin()
     conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
     try:
-        backfill = {t: c.launch(f"bulk-{t}", partition_tags(t, "full"))
-                    for t in ("genre", "album", "track")}
+        backfill = {
+            t: c.launch(f"bulk-{t}", partition_tags(t, "full")) for t in ("genre", "album", "track")
+        }
         names = [f"bulk-{t}" for t in backfill]
-        wait_for("the backfill to fill the bulk queue", lambda: bulk_waiting(c, bulk, names) >= 1,
-                 120,
-                 [c.log(bulk), *(c.log(f"bulk-{t}") for t in backfill)])
+        wait_for(
+            "the backfill to fill the bulk queue",
+            lambda: bulk_waiting(c, bulk, names) >= 1,
+            120,
+            [c.log(bulk), *(c.log(f"bulk-{t}") for t in backfill)],
+        )
         submitted = time.monotonic()
-        targeted = c.launch("targeted", partition_tags(
-            "artist", "targeted", **scope_tags([1, 2, 3])))
+        targeted = c.launch(
+            "targeted", partition_tags("artist", "targeted", **scope_tags([1, 2, 3]))
+        )
         finish(c, "targeted", targeted)
         latency = time.monotonic() - submitted
         waiting = bulk_waiting(c, bulk, names)
@@ -241,13 +264,15 @@ def test_a_targeted_reindex_overtakes_a_backfill_on_the_bulk_queue(
     assert fast.dagster_run.status == dg.DagsterRunStatus.SUCCESS
     assert fast.dagster_run.tags["dagster-celery/queue"] == "interactive"
     assert [r.dagster_run.status for r in slow] == [dg.DagsterRunStatus.SUCCESS] * 3
-    assert fast.end_time is not None and fast.end_time < min(r.end_time or 0 for r in slow
-                                                              if "track" in r.dagster_run.tags[
-                                                                  "dagster/partition"])
+    assert fast.end_time is not None and fast.end_time < min(
+        r.end_time or 0 for r in slow if "track" in r.dagster_run.tags["dagster/partition"]
+    )
     assert executed_tasks(c, interactive) == 3 and executed_tasks(c, bulk) == 9
     run_time = (fast.end_time or 0) - (fast.start_time or 0)
-    print(f"\ntargeted reindex: {latency:.1f}s from submission (run process start included), "
-          f"{run_time:.1f}s of run; {waiting} bulk step(s) still queued when it finished")
+    print(
+        f"\ntargeted reindex: {latency:.1f}s from submission (run process start included), "
+        f"{run_time:.1f}s of run; {waiting} bulk step(s) still queued when it finished"
+    )
 
 
 def test_a_worker_with_other_code_is_refused(cluster: tuple[Cluster, dg.DagsterInstance]) -> None:

@@ -66,9 +66,7 @@ def definitions_snapshot(definitions: dg.Definitions) -> dict[str, Any]:
                 for c in node.check_keys
             ),
         }
-    jobs = sorted(
-        j.name for j in definitions.resolve_all_job_defs() if not j.name.startswith("__")
-    )
+    jobs = sorted(j.name for j in definitions.resolve_all_job_defs() if not j.name.startswith("__"))
     return {
         "assets": assets,
         "jobs": jobs,

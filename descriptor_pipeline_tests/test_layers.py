@@ -12,12 +12,16 @@ LAYERS: list[set[str]] = [
     {"id_ranges", "rejections", "values", "faults", "celery_routing"},
     {"schema", "rules", "tables", "store_engine", "catalog_config"},
     {"normalization", "documents", "catalog", "index_store_postgres", "partition_ledger"},
+    {"source_profiles"},
     {"search_query", "search_sqlite", "search"},  # search folds text as documents do
     {"index_store", "schema_doc", "demo"},
-    {"quality", "stages", "raw_stage", "refresh"},
+    {"quality", "stages", "raw_stage", "refresh", "dry_run"},
     {"defs", "celery_app", "cli", "definitions"},
 ]
-DOMAIN = {"schema", "rules", "normalization", "documents", "id_ranges", "values", "rejections"}
+DOMAIN = {
+    "schema", "rules", "normalization", "documents", "id_ranges", "values", "rejections",
+    "source_profiles",
+}  # fmt: skip
 MAX_LINES = 400
 
 

@@ -240,3 +240,48 @@ def test_every_fixture_row_normalizes_or_is_rejected_with_a_reason() -> None:
     descriptions = [r["description"] for r in records if r["description"]]
     assert descriptions and not any("<a " in d for d in descriptions)
     assert not any("Read more on Last.fm" in d for d in descriptions)
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("AT&amp;amp;T", "AT&amp;T"),  # entities decoded once, not twice
+        (
+            "<h2>Two</h2><p>Three</p><table><tr><td>Four</td><td>Five</td></tr></table>",
+            "Two Three Four Five",
+        ),
+        ("Bio<script>alert('x')</script><style>.a{}</style> ends", "Bio ends"),  # no code leaks
+        ("<p>Hel<b>lo</b></p>world &amp; more", "Hello world & more"),  # inline tags glue
+        ("no markup at all", "no markup at all"),
+    ],
+)
+def test_html_reduces_to_its_text(html: str, text: str) -> None:
+    assert n._apply_text_rules(html, ("strip_html", "whitespace"), CTX) == text
+
+
+@pytest.mark.parametrize(
+    ("marked", "text"),
+    [
+        (
+            "Member of [a=The Beatles], signed to [l=Apple Records].",
+            "Member of The Beatles, signed to Apple Records.",
+        ),
+        (
+            "See [url=https://www.discogs.com/artist/1]his page[/url] [a12345] [r=99]",
+            "See his page",
+        ),
+        ("[b]Bold[/b] and [i]italic[/i] [img]https://i.discogs.com/x.jpg[/img]", "Bold and italic"),
+        ("A [bracketed] word stays", "A [bracketed] word stays"),
+    ],
+)
+def test_discogs_and_bbcode_markup_reduce_to_text(marked: str, text: str) -> None:
+    assert n._apply_text_rules(marked, ("strip_markup", "whitespace"), CTX) == text
+
+
+def test_a_description_goes_through_html_then_markup() -> None:
+    record = normalize_one(
+        "artist",
+        raw_row(enrichment_data={"bio": {"summary": "<p>Plays in [a=Can]</p><p>Since 1968</p>"}}),
+    )
+    assert record["description"] == "Plays in Can Since 1968"
+    assert {"strip_html@2", "strip_markup@1"} <= set(record["provenance"]["description"]["rules"])

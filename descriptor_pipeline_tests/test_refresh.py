@@ -356,9 +356,7 @@ def test_reconciliation_finds_what_the_sensors_cannot_see(deployment: Deployment
         {13},
     )
 
-    job = jobs.reconcile_job.execute_in_process(
-        instance=dep.instance, resources=dep.resources()
-    )
+    job = jobs.reconcile_job.execute_in_process(instance=dep.instance, resources=dep.resources())
     meta = job.output_for_node("reconcile_index")
     assert meta["orphaned"] >= 1 and meta["old_version"] == 1
     with dep.store.engine.connect() as conn:

@@ -113,9 +113,7 @@ def test_the_cli_reports_an_unreachable_instance_in_one_line(tmp_path: Any) -> N
     }
     cli = str(Path(sys.executable).parent / "descriptor-pipeline")
     subprocess.run([cli, "seed-demo"], env=env, check=True, capture_output=True, timeout=120)
-    done = subprocess.run(
-        [cli, "backfill"], env=env, capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([cli, "backfill"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr

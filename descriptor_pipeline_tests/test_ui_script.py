@@ -42,9 +42,7 @@ def test_ui_script_serves_the_reports_and_sigterm_stops_everything(tmp_path: Pat
     (data / "data_docs" / "run-1").mkdir(parents=True)
     (data / "data_docs" / "run-1" / "raw.html").write_text("Expectation Validation Result")
     port, docs_port = free_port(), free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DESCRIPTOR_", "DAGSTER_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESCRIPTOR_", "DAGSTER_"))}
     env.update(
         DESCRIPTOR_PIPELINE_DATA=str(data),
         DAGSTER_HOME=str(home),

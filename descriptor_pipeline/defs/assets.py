@@ -279,7 +279,10 @@ def normalized_descriptors(
 ) -> Events:
     """Canonical descriptors: every field with its provenance and normalization rules."""
     source, store, scope = catalog.source(), index_store.store(), scope_of(context)
-    normalization = normalization_context(source)
+    try:  # a bad source profile is permanent: fail once, naming the file and the fix
+        normalization = normalization_context(source)
+    except Exception as exc:
+        _fail(context, exc)
     yield from _run(
         context,
         lambda p, v: normalize_partition(

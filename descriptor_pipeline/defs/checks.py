@@ -359,6 +359,4 @@ def index_results(
     frame = pd.concat(frames.values(), ignore_index=True)
     counts = frame["status"].value_counts().to_dict()
     extra = {f"ids_{k}": int(v) for k, v in counts.items()}
-    return [
-        suite_check_result("index_suite", INDEX, run_id, _label(work), result, quality, extra)
-    ]
+    return [suite_check_result("index_suite", INDEX, run_id, _label(work), result, quality, extra)]

@@ -5,7 +5,6 @@ three assets. The logic lives in `descriptor_pipeline.refresh`; this module only
 No `from __future__ import annotations`: Dagster reads the resource annotations at runtime.
 """
 
-
 import dagster as dg
 
 from descriptor_pipeline.defs.definition_settings import AT_LOAD

@@ -99,6 +99,8 @@ def bootstrap_position(
     The rows inside the window behind it are marked seen, so they are not taken for late
     commits on the next tick. None when the table is empty (the scan then starts at the epoch).
     """
+    if source.config.resource(resource_type).updated_at_column is None:
+        return None
     _, id_col, ts_col = _columns(source, resource_type)
     with source.engine.connect() as conn:
         newest = conn.execute(
@@ -133,6 +135,8 @@ def scan_changes(
     after the mark passed its `updated_at` is found if it is at most `safety_window` older than
     the mark; the (id, updated_at) pairs already seen inside the window are skipped.
     """
+    if source.config.resource(resource_type).updated_at_column is None:
+        return [], position  # nothing to scan: growth, full refresh and reconciliation cover it
     _, id_col, ts_col = _columns(source, resource_type)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     pos = position or TypePosition(epoch, -1)
