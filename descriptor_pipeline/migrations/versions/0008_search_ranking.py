@@ -2,7 +2,8 @@
 `descriptor_search` SQL function services call on PostgreSQL.
 
 SQLite: an index on search_name (exact names) and an FTS5 `trigram` table over name and aliases
-(the candidates of the typo fallback), kept in step by triggers like `descriptor_index_fts`.
+(the candidates of the typo fallback), kept in step by triggers like `descriptor_index_fts`, with
+an fts5vocab table of its trigrams' document counts.
 PostgreSQL: a btree and a pg_trgm index on search_name, and `descriptor_search(query, type,
 limit)`, executable by `descriptor_reader`; `search.search_postgres` calls the same function, so
 a service and this package get one ranking. The weights are `schema.SEARCH_WEIGHTS` (a test
@@ -161,6 +162,11 @@ def _sqlite() -> None:
             f"BEGIN {body} END"
         )
     op.execute("INSERT INTO descriptor_index_trigram(descriptor_index_trigram) VALUES ('rebuild')")
+    # document counts per trigram: the fallback ORs only the query's rarest trigrams
+    op.execute(
+        "CREATE VIRTUAL TABLE descriptor_index_trigram_vocab "
+        "USING fts5vocab(descriptor_index_trigram, row)"
+    )
 
 
 def _postgres() -> None:
@@ -190,6 +196,7 @@ def downgrade() -> None:
     if dialect == "sqlite":
         for suffix in ("ai", "ad", "au"):
             op.execute(f"DROP TRIGGER IF EXISTS descriptor_index_trigram_{suffix}")
+        op.execute("DROP TABLE IF EXISTS descriptor_index_trigram_vocab")
         op.execute("DROP TABLE IF EXISTS descriptor_index_trigram")
     elif dialect == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS descriptor_search(text, text, integer, boolean)")
