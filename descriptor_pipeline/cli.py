@@ -194,6 +194,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    import json
+
     from descriptor_pipeline.search import SearchRefused
 
     try:
@@ -201,6 +203,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     except SearchRefused as exc:
         print(f"search refused: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "json", False):
+        print(json.dumps([h.as_json() for h in hits], ensure_ascii=False))
+        return 0
     if not hits:
         print(f"no results for {args.query!r}")
     for hit in hits:
@@ -297,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--type", choices=["genre", "artist", "album", "track"])
     p.add_argument("--limit", type=int, default=10)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON array: key, type, id, name, score, matched_fields, match, display_text",
+    )
     p.set_defaults(fn=cmd_search)
     p = sub.add_parser(
         "profile", help="dry run: what normalization makes of a catalog sample (reads only)"

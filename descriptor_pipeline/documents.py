@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from descriptor_pipeline.normalization import content_hash
 from descriptor_pipeline.schema import fields_of
 from descriptor_pipeline.values import is_missing, json_value
 
-DOCUMENT_VERSION = 1
+DOCUMENT_VERSION = 2  # 2: search columns hold folded text (search_key), display text untouched
 
 # Weighted search parts: name > aliases > genres/tags/linked names > description and the rest.
 WEIGHT_COLUMNS = {
@@ -32,6 +33,19 @@ INDEX_COLUMNS = (
     "content_hash",
     "source_updated_at",
 )
+
+
+def search_key(text: str) -> str:
+    """What search compares: NFKC, lower case, single spaces. The search columns hold this and
+    a query is folded the same way, so an exact-name test is one indexed equality on both
+    backends (PostgreSQL's `lower(normalize(q, NFKC))` gives the same key); the displayed name
+    keeps the catalog's own characters. A symbol that folds into letters ("™" -> "TM") becomes
+    a word of its own instead of gluing onto the word before it."""
+    spaced = "".join(
+        f" {c} " if not c.isalnum() and unicodedata.normalize("NFKC", c).isalnum() else c
+        for c in text
+    )
+    return " ".join(unicodedata.normalize("NFKC", spaced).lower().split())
 
 
 def _present(value: Any) -> bool:
@@ -102,7 +116,7 @@ def build_document(resource_type: str, row: dict[str, Any]) -> dict[str, Any]:
         "document_key": f"{resource_type}:{int(row['resource_id'])}",
         "name": row["name"],
         "display_text": display_text(resource_type, {k: row.get(k) for k in row}),
-        **{column: " ".join(buckets[w]) for w, column in WEIGHT_COLUMNS.items()},
+        **{column: search_key(" ".join(buckets[w])) for w, column in WEIGHT_COLUMNS.items()},
         "document": orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode(),
         "hidden": bool(row.get("hidden") or False),
         "normalization_version": row["normalization_version"],

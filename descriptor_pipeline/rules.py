@@ -56,6 +56,12 @@ def _nfkc(value: str, ctx: NormalizationContext) -> str:
     return unicodedata.normalize("NFKC", value)
 
 
+def _nfc(value: str, ctx: NormalizationContext) -> str:
+    """Names are shown: canonical composition only, so "™" or full-width letters stay as the
+    catalog wrote them; search text and comparison keys fold with NFKC (documents.search_key)."""
+    return unicodedata.normalize("NFC", value)
+
+
 # Characters no stored value may hold (the quality suite checks that none survived): C0/C1
 # controls, zero-width characters, line/paragraph separators, the BOM, and since version 2 the
 # bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069, U+061C), which let a
@@ -220,6 +226,14 @@ RULES: dict[str, Rule] = {
     r.name: r
     for r in (
         Rule("nfkc", 1, "text", _nfkc, "Unicode NFKC: full-width and compatibility forms fold."),
+        Rule(
+            "nfc",
+            1,
+            "text",
+            _nfc,
+            "Unicode NFC for displayed names: compatibility forms (™, full-width) are kept; "
+            "search text folds them (NFKC).",
+        ),
         Rule(
             "control_chars",
             2,

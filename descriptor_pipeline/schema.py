@@ -34,6 +34,9 @@ SOURCE_COLUMNS = ("spotify_data", "enrichment_data", "custom_data")
 FieldKind = Literal["text", "text_list", "int", "flag"]
 Merge = Literal["first", "union"]
 Weight = Literal["A", "B", "C", "D"]
+# How much a word found in a field of each weight class counts in search (docs/search.md): the
+# same numbers are PostgreSQL's ts_rank_cd weights and SQLite's bm25 column weights.
+SEARCH_WEIGHTS: dict[Weight, float] = {"A": 1.0, "B": 0.4, "C": 0.2, "D": 0.1}
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ def _p(source: Source, path: str) -> SourcePath:
 C, K, L, E, S = Source.CUSTOM, Source.CATALOG, Source.LINKS, Source.ENRICHMENT, Source.SPOTIFY
 
 TEXT_RULES = ("nfkc", "control_chars", "whitespace")
-NAME_RULES = (*TEXT_RULES, "name_length")
+# Names are displayed: NFC keeps "™" and full-width forms; search folds them (issue 13)
+NAME_RULES = ("nfc", "control_chars", "whitespace", "name_length")
 LIST_RULES = (*TEXT_RULES, "casefold_dedupe", "list_length")
 DESCRIPTION_RULES = (
     "strip_html",

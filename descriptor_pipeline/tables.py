@@ -79,6 +79,8 @@ descriptor_index = sa.Table(
     sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("resource_type", "resource_id", name="descriptor_index_key"),
 )
+# Exact-name lookups of search (migration 0008; search columns hold `documents.search_key` text).
+sa.Index("descriptor_index_search_name", descriptor_index.c.search_name)
 
 quarantine = sa.Table(
     "descriptor_quarantine",

@@ -10,9 +10,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "descriptor_pipeline"
 # lowest first; a module may import only from its own layer or lower ones
 LAYERS: list[set[str]] = [
     {"id_ranges", "rejections", "values", "faults", "celery_routing"},
-    {"schema", "rules", "tables", "search", "store_engine", "catalog_config", "partition_lock"},
+    {"schema", "rules", "tables", "store_engine", "catalog_config", "partition_lock"},
     {"normalization", "documents", "catalog", "index_store_postgres", "partition_ledger"},
     {"source_profiles"},
+    {"search_query", "search_sqlite", "search"},  # search folds text as documents do
     {"index_store", "schema_doc", "demo"},
     {"quality", "stages", "raw_stage", "refresh", "dry_run"},
     {"defs", "celery_app", "cli", "definitions"},

@@ -107,7 +107,7 @@ def test_precedence_custom_over_catalog_over_spotify_with_provenance() -> None:
     assert record["name"] == "Björk"
     assert record["provenance"]["name"]["path"] == "custom_data.name_override"
     assert record["provenance"]["name"]["rules"] == [
-        "nfkc@1",
+        "nfc@1",
         "control_chars@2",
         "whitespace@1",
         "name_length@1",

@@ -47,7 +47,8 @@ def test_genre_search_ranks_the_exact_name_first(indexed: Deployment) -> None:
     # "shoegazer" scores higher by bm25 than "shoegaze", yet the exact name comes first
     hits = indexed.store.search("shoegaze")
     assert [name_of(indexed, h.document_key) for h in hits][:2] == ["shoegaze", "shoegazer"]
-    assert hits[1].rank > hits[0].rank
+    assert (hits[0].match, hits[1].match) == ("exact", "prefix")
+    assert hits[0].rank > hits[1].rank
 
 
 @pytest.mark.parametrize(("query", "exact"), [("jazz", "jazz"), ("night", None)])
@@ -102,6 +103,26 @@ def test_cli_search(
     assert cli_main(["search", "shoegaze", "--limit", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) <= 3 and "genre:" in out[0] and "shoegaze" in out[0]
+
+
+def test_cli_search_json_is_the_consumer_contract(
+    indexed: Deployment,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import json
+
+    monkeypatch.setenv("DESCRIPTOR_INDEX_URL", indexed.index_url)
+    monkeypatch.setenv("DESCRIPTOR_PIPELINE_DATA", str(tmp_path))
+    assert cli_main(["search", "Nevremind", "--type", "album", "--limit", "3", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert len(hits) == 3
+    assert {"key", "type", "id", "name", "score", "matched_fields", "match"} <= set(hits[0])
+    assert hits[0]["name"] == "Nevermind" and hits[0]["type"] == "album"
+    assert hits[0]["key"] == f"album:{hits[0]['id']}" and hits[0]["match"] == "similar"
+    assert cli_main(["search", "x" * 100_000, "--json"]) == 2
+    assert "at most 512" in capsys.readouterr().err
 
 
 def test_cli_search_into_a_closed_pipe_exits_0(indexed: Deployment, tmp_path: Path) -> None:

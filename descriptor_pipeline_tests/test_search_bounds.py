@@ -12,8 +12,8 @@ from descriptor_pipeline.search import (
     MAX_QUERY_CHARS,
     MAX_QUERY_WORDS,
     SearchRefused,
-    search_sqlite,
 )
+from descriptor_pipeline.search_sqlite import search_sqlite
 from descriptor_pipeline_tests.conftest import Deployment
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
@@ -61,4 +61,4 @@ def test_a_sqlite_search_over_its_budget_is_stopped_by_the_database(
     deployment.register()
     assert deployment.materialize(ARTISTS_0).success
     with pytest.raises(SearchRefused, match="budget"):
-        search_sqlite(deployment.store.engine, "e", 10, None, True, budget=0.0)
+        search_sqlite(deployment.store.engine, "the", 1000, None, True, budget=0.0)

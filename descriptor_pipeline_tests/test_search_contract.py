@@ -1,0 +1,100 @@
+"""The lookup contract on both backends: one ranking, the SQL function for services, hostile
+text answered with results or a clear refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from descriptor_pipeline.documents import WEIGHT_COLUMNS
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.migrations.versions import __path__ as versions_path
+from descriptor_pipeline.schema import SEARCH_WEIGHTS
+from descriptor_pipeline.search_query import (
+    EXACT,
+    NAMED_BONUS,
+    PREFIX,
+    SIMILAR_SHARE,
+    TEXT_SHARE,
+    SearchRefused,
+)
+from descriptor_pipeline_tests.conftest import Deployment
+
+PARTITIONS = (
+    DescriptorPartition("artist", IdRange(0, 999)),
+    DescriptorPartition("genre", IdRange(0, 999)),
+)
+HOSTILE = [
+    '"nirvana" OR radio* NEAR(a b) -x ^y',  # FTS5 syntax
+    "nirvana & !radiohead | ra:* <-> (x)",  # tsquery syntax
+    "!!! ??? ... ---",  # only punctuation
+    "nir\x00vana",  # NUL
+    "'; DROP TABLE descriptor_index; --",
+]
+
+
+@pytest.fixture
+def indexed(backend_deployment: Deployment) -> Deployment:
+    backend_deployment.register()
+    for partition in PARTITIONS:
+        assert backend_deployment.materialize(partition).success
+    return backend_deployment
+
+
+def test_one_ranking_exact_misspelled_reordered_and_named_before_genres(
+    indexed: Deployment,
+) -> None:
+    store = indexed.store
+    hits = store.search("nirvana")
+    exact = hits[0]
+    assert (exact.name, exact.match, exact.matched_fields[0]) == ("Nirvana", "exact", "name")
+    assert "similar" not in {h.match for h in hits}  # a name was found: no lookalikes padded in
+    typo = store.search("Nirvnaa")[0]  # no word matches: similar names fill in
+    assert (typo.name, typo.match) == ("Nirvana", "similar")
+    assert typo.rank < 1.0  # below every all-words match
+    assert store.search("Thief Big")[0].name == "Big Thief"  # word order is free
+    # "art" is the first word of two short genre rows and of a named artist: the artist first
+    names = [h.name for h in store.search("art", limit=5)]
+    assert names.index("Art Blakey") < min(names.index("art punk"), names.index("art rock"))
+
+
+def test_hostile_text_gives_results_or_a_clear_refusal(indexed: Deployment) -> None:
+    for text in HOSTILE:
+        hits = indexed.store.search(text)
+        assert all(h.resource_type in ("artist", "genre") for h in hits), text
+    assert indexed.store.search("nir\x00vana") == indexed.store.search("nir vana")
+    with pytest.raises(SearchRefused, match="at most 512"):
+        indexed.store.search("x" * 100_000)
+    with pytest.raises(SearchRefused, match="limit"):
+        indexed.store.search("nirvana", limit=0)
+
+
+def test_the_sql_function_is_the_ranking_services_get_as_reader(
+    indexed: Deployment,
+) -> None:
+    if indexed.store.dialect != "postgresql":
+        pytest.skip("descriptor_search is PostgreSQL's; SQLite has no stored functions")
+    call = sa.text("SELECT key, score, matched_fields, match FROM descriptor_search(:q, :t, :n)")
+    with indexed.store.engine.connect() as conn, conn.begin():
+        conn.execute(sa.text("SET LOCAL ROLE descriptor_reader"))
+        rows = conn.execute(call, {"q": "Nirvnaa", "t": "artist", "n": 5}).all()
+        assert rows and rows[0].match == "similar"
+        for text in HOSTILE[:3]:  # operator syntax is only words to it
+            conn.execute(call, {"q": text, "t": None, "n": 5}).all()
+        with pytest.raises(sa.exc.DataError, match="at most 512 are searched"), conn.begin_nested():
+            conn.execute(call, {"q": "x " * 50_000, "t": None, "n": 5})
+    python = indexed.store.search("Nirvnaa", resource_type="artist", limit=5)
+    assert [r.key for r in rows] == [h.document_key for h in python]
+
+
+def test_the_sql_function_holds_the_specifications_numbers() -> None:
+    (path,) = versions_path
+    source = (Path(path) / "0008_search_ranking.py").read_text(encoding="utf-8")
+    weights = ", ".join(str(SEARCH_WEIGHTS[w]) for w in reversed(WEIGHT_COLUMNS))  # D C B A
+    assert f"'{{{weights}}}'" in source
+    for number in (EXACT, PREFIX):
+        assert f"THEN {int(number)}" in source
+    for number in (NAMED_BONUS, TEXT_SHARE, SIMILAR_SHARE):
+        assert f"{number} " in source or f"{number} *" in source
