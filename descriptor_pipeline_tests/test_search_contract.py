@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.documents import WEIGHT_COLUMNS
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.migrations.versions import __path__ as versions_path
@@ -35,12 +37,25 @@ HOSTILE = [
 ]
 
 
+def _published(dep: Deployment) -> Deployment:
+    dep.register()
+    for partition in PARTITIONS:
+        assert dep.materialize(partition).success
+    return dep
+
+
 @pytest.fixture
 def indexed(backend_deployment: Deployment) -> Deployment:
-    backend_deployment.register()
-    for partition in PARTITIONS:
-        assert backend_deployment.materialize(partition).success
-    return backend_deployment
+    return _published(backend_deployment)
+
+
+@pytest.fixture
+def indexed_postgres(pg_url: str, instance: dg.DagsterInstance) -> Deployment:
+    """PostgreSQL only: SQLite has no stored functions, so there is nothing to run there."""
+    dep = Deployment(pg_url, pg_url, instance)
+    dep.store  # noqa: B018 - migrate first: it creates the roles the seed grants to
+    seed_catalog(dep.catalog.engine, dep.catalog.config)
+    return _published(dep)
 
 
 def test_one_ranking_exact_misspelled_reordered_and_named_before_genres(
@@ -72,10 +87,9 @@ def test_hostile_text_gives_results_or_a_clear_refusal(indexed: Deployment) -> N
 
 
 def test_the_sql_function_is_the_ranking_services_get_as_reader(
-    indexed: Deployment,
+    indexed_postgres: Deployment,
 ) -> None:
-    if indexed.store.dialect != "postgresql":
-        pytest.skip("descriptor_search is PostgreSQL's; SQLite has no stored functions")
+    indexed = indexed_postgres
     call = sa.text("SELECT key, score, matched_fields, match FROM descriptor_search(:q, :t, :n)")
     with indexed.store.engine.connect() as conn, conn.begin():
         conn.execute(sa.text("SET LOCAL ROLE descriptor_reader"))
