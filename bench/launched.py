@@ -65,6 +65,10 @@ BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED",
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name
   locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } } } } } } }"""
 DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { required healthy } } } }"
+FAILURES = """query F($id: ID!) { logsForRun(runId: $id, limit: 10000) { __typename
+  ... on EventConnection { events { __typename
+    ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on RunFailureEvent { message } } } } }"""
 GROUP_ASSETS = "query G($g: AssetGroupSelector!) { assetNodes(group: $g) { assetKey { path } } }"
 LAUNCH_BACKFILL = """mutation B($p: LaunchBackfillParams!) { launchPartitionBackfill(
   backfillParams: $p) { __typename ... on LaunchBackfillSuccess { backfillId }
@@ -222,6 +226,14 @@ def launched_backfill(gql: GraphQL, keys: list[str], timeout: float, logs: list[
     if not spans:
         raise RuntimeError(f"backfill {backfill_id} ended {status} without a run that ran")
     statuses = [r["status"] for r in runs]
+    failures = [
+        {"run": r["runId"], "step": e.get("stepKey"), "error": (
+            (e.get("error") or {}).get("message") or e.get("message") or "")[:400]}
+        for r in runs
+        if r["status"] == "FAILURE"
+        for e in gql(FAILURES, id=r["runId"])["logsForRun"].get("events", [])
+        if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")
+    ]  # fmt: skip
     return {
         "status": status,
         "assets": [a["path"][-1] for a in assets],
@@ -235,6 +247,7 @@ def launched_backfill(gql: GraphQL, keys: list[str], timeout: float, logs: list[
         "run_seconds": spread([e - s for s, e in spans]),
         "max_concurrent_runs": max_overlap(spans),
         "run_ids": [r["runId"] for r in runs],
+        "failures": failures,  # a failed run's own words (run_retries re-executes it)
     }
 
 
