@@ -68,6 +68,7 @@ DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { required healthy } } 
 FAILURES = """query F($id: ID!) { logsForRun(runId: $id, limit: 10000) { __typename
   ... on EventConnection { events { __typename
     ... on ExecutionStepFailureEvent { stepKey error { message } }
+    ... on EngineEvent { message error { message } }
     ... on RunFailureEvent { message } } } } }"""
 GROUP_ASSETS = "query G($g: AssetGroupSelector!) { assetNodes(group: $g) { assetKey { path } } }"
 LAUNCH_BACKFILL = """mutation B($p: LaunchBackfillParams!) { launchPartitionBackfill(
@@ -228,11 +229,12 @@ def launched_backfill(gql: GraphQL, keys: list[str], timeout: float, logs: list[
     statuses = [r["status"] for r in runs]
     failures = [
         {"run": r["runId"], "step": e.get("stepKey"), "error": (
-            (e.get("error") or {}).get("message") or e.get("message") or "")[:400]}
+            (e.get("error") or {}).get("message") or e.get("message") or "")[:1200]}
         for r in runs
         if r["status"] == "FAILURE"
         for e in gql(FAILURES, id=r["runId"])["logsForRun"].get("events", [])
         if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")
+        or (e["__typename"] == "EngineEvent" and e.get("error"))
     ]  # fmt: skip
     return {
         "status": status,
