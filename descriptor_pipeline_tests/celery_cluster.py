@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.refresh.tags import TAG_MODE
 from descriptor_pipeline_tests.processes import stop, wait_for
 
@@ -112,16 +114,7 @@ class Cluster:
             path = self.home / f"{name}.json"
             path.write_text(json.dumps(config))
             args += ["-c", str(path)]
-        proc = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=self.env,
-            stdout=self.log(name).open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.runs.append(proc)
-        return proc
+        return self._run_process(name, args)
 
     def script(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         """scripts/celery_workers.sh with the deployment's environment, as an operator runs it."""
@@ -144,9 +137,14 @@ class Cluster:
         """Re-execute a failed run from failure, in a process of its own whose steps go to the
         workers: what the UI's *Re-execute from failure* and `run_retries` do (same strategy,
         the parent's tags and config)."""
+        args = [sys.executable, "-m", "descriptor_pipeline_tests.celery_cluster", "resume",
+                parent_run_id]  # fmt: skip
+        return self._run_process(name, args)
+
+    def _run_process(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        """A run process in its own session (close() stops it), logging to `name`'s log."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "descriptor_pipeline_tests.celery_cluster", "resume",
-             parent_run_id],
+            args,
             cwd=REPO,
             env=self.env,
             stdout=self.log(name).open("w"),
@@ -155,6 +153,23 @@ class Cluster:
         )
         self.runs.append(proc)
         return proc
+
+    @contextlib.contextmanager
+    def catalog_table_locked(self, resource_type: str) -> Iterator[None]:
+        """Hold a resource table of the catalog exclusively: a step that reads it blocks
+        mid-step until the block ends (a step in flight, on a worker)."""
+        data_url = self.env["DESCRIPTOR_CATALOG_URL"]
+        table = open_catalog(data_url, None).resource_table(resource_type).name
+        locker = sa.create_engine(data_url)
+        conn = locker.connect()
+        tx = conn.begin()
+        conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+        try:
+            yield
+        finally:
+            tx.rollback()
+            conn.close()
+            locker.dispose()
 
     def close(self) -> None:
         for proc in [*self.runs, *self.workers.values()]:

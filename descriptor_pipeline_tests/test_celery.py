@@ -140,14 +140,9 @@ def test_a_killed_worker_hands_its_step_to_the_other(
 ) -> None:
     c, instance = cluster
     workers = [c.start_worker("bulk"), c.start_worker("bulk")]
-    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
-    table = open_catalog(data_url, None).resource_table("artist").name
     # hold the artist table: the raw step blocks inside its catalog read, mid-step
-    locker = sa.create_engine(data_url)
-    conn = locker.connect()
-    tx = conn.begin()
-    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
-    try:
+    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
+    with c.catalog_table_locked("artist"):
         proc = c.launch("run-artist", partition_tags("artist", "full"))
 
         def holder() -> str | None:
@@ -159,10 +154,6 @@ def test_a_killed_worker_hands_its_step_to_the_other(
                           [c.log("run-artist"), *(c.log(w) for w in workers)])
         time.sleep(2)  # inside the step: the worker has loaded the job and is reading
         stop(c.workers[victim], signal.SIGKILL)
-    finally:
-        tx.rollback()
-        conn.close()
-        locker.dispose()
     finish(c, "run-artist", proc)
     (record,) = runs_by_mode(instance, "full")
     assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
@@ -194,14 +185,8 @@ def test_a_targeted_reindex_overtakes_a_backfill_on_the_bulk_queue(
     # bulk lane's runs (docs/rollout.md), as an operator does here.
     for pool in (CATALOG_POOL, WRITER_POOL):
         instance.event_log_storage.set_concurrency_slots(pool, 8)
-    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
-    table = open_catalog(data_url, None).resource_table("track").name
     # a long backfill: the track partition's raw step holds the one bulk worker until released
-    locker = sa.create_engine(data_url)
-    conn = locker.connect()
-    tx = conn.begin()
-    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
-    try:
+    with c.catalog_table_locked("track"):
         backfill = {t: c.launch(f"bulk-{t}", partition_tags(t, "full"))
                     for t in ("genre", "album", "track")}
         names = [f"bulk-{t}" for t in backfill]
@@ -215,10 +200,6 @@ def test_a_targeted_reindex_overtakes_a_backfill_on_the_bulk_queue(
         latency = time.monotonic() - submitted
         waiting = bulk_waiting(c, bulk, names)
         assert backfill["track"].poll() is None, "the backfill is still running"
-    finally:
-        tx.rollback()
-        conn.close()
-        locker.dispose()
     for t, proc in backfill.items():
         finish(c, f"bulk-{t}", proc)
     (fast,) = runs_by_mode(instance, "targeted")
@@ -253,14 +234,9 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
     workers = [c.start_worker("bulk"), c.start_worker("bulk")]
     types = ["genre", "artist", "album", "track"]
     data_url = c.env["DESCRIPTOR_CATALOG_URL"]
-    table = open_catalog(data_url, None).resource_table("track").name
     # the track partition's raw step blocks inside its catalog read, so a step is mid-flight on
     # a worker when the broker goes, while the other worker works through the other partitions
-    locker = sa.create_engine(data_url)
-    conn = locker.connect()
-    tx = conn.begin()
-    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
-    try:
+    with c.catalog_table_locked("track"):
         procs = {t: c.launch(f"run-{t}", partition_tags(t, "full")) for t in types}
         logs = [*(c.log(f"run-{t}") for t in types), *(c.log(w) for w in workers)]
 
@@ -279,10 +255,6 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
             wait_for(f"run {t} to end without its broker", lambda p=proc: p.poll() is not None,
                      60, logs)
         ended = time.monotonic() - cut
-    finally:
-        tx.rollback()
-        conn.close()
-        locker.dispose()
     records = runs_by_mode(instance, "full")
     status = {r.dagster_run.tags["dagster/partition"]: r.dagster_run.status for r in records}
     failed = [r.dagster_run for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
@@ -366,13 +338,7 @@ def test_stop_lets_the_running_step_finish(cluster: tuple[Cluster, dg.DagsterIns
     assert c.script("start", "bulk", "1").returncode == 0
     ((name, group),) = c.script_pidfiles.items()
     log = Path(c.env["DAGSTER_HOME"]) / "celery" / f"{name}.log"
-    data_url = c.env["DESCRIPTOR_CATALOG_URL"]
-    table = open_catalog(data_url, None).resource_table("artist").name
-    locker = sa.create_engine(data_url)  # the raw step blocks inside its catalog read
-    conn = locker.connect()
-    tx = conn.begin()
-    conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
-    try:
+    with c.catalog_table_locked("artist"):  # the raw step blocks inside its catalog read
         c.launch("run-artist", partition_tags("artist", "full"))
         wait_for("the worker to take the raw step", lambda: re.search(
             r"raw_descriptors - STEP_START", log.read_text(errors="replace")), 120,
@@ -381,10 +347,6 @@ def test_stop_lets_the_running_step_finish(cluster: tuple[Cluster, dg.DagsterIns
                                     cwd=Path(__file__).resolve().parents[1], env=c.env)
         time.sleep(5)
         assert stopping.poll() is None and group_alive(group), "stop waits for the step"
-    finally:
-        tx.rollback()
-        conn.close()
-        locker.dispose()
     assert stopping.wait(timeout=120) == 0
     assert not group_alive(group)
     assert re.search(r"Task execute_plan\[\S+\] succeeded", log.read_text(errors="replace"))
