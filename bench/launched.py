@@ -45,10 +45,10 @@ import sqlalchemy as sa
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import GROUP
 from descriptor_pipeline.defs.partitions import all_partitions, register_id_ranges
+from descriptor_pipeline.freshness import partitions_with_rows
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.refresh.queue import queue_depth
 from descriptor_pipeline.refresh.requests import submit_request
-from descriptor_pipeline.stages import partitions_with_rows
 from descriptor_pipeline.tables import refresh_requests
 from descriptor_pipeline_tests.processes import stop, wait_for
 
@@ -484,6 +484,9 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
     port, logs = sock.getsockname()[1], [tmp / "webserver.log", tmp / "daemon.log"]
     sock.close()
     gql = GraphQL(port)
+    # as scripts/ui.sh does on an instance: the pools exist before two runs first claim them
+    init = [str(BIN / "descriptor-pipeline"), "init-instance"]
+    subprocess.run(init, env=sub_env, cwd=tmp, check=True, capture_output=True)
     webserver = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
     stack.callback(stop, start([*webserver, "-w", str(workspace)], sub_env, tmp, logs[0]))
     daemon = [str(BIN / "dagster-daemon"), "run", "-w", str(workspace)]

@@ -86,7 +86,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 2
     instance = dg.DagsterInstance.get()
     added = register_id_ranges(instance, _catalog(), args.range_size)
-    from descriptor_pipeline.stages import partitions_with_rows
+    from descriptor_pipeline.freshness import partitions_with_rows
 
     registered = all_partitions(instance)
     partitions = partitions_with_rows(_catalog(), _store(), registered)
@@ -157,6 +157,25 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     version = run_migrations(create_engine(os.environ["DESCRIPTOR_INDEX_URL"]))
     print(f"index database at migration {version}")
+    return 0
+
+
+def cmd_init_instance(args: argparse.Namespace) -> int:
+    """Create the pipeline's pool limits once: dagster 1.13 creates them on a step's first
+    claim, and two runs starting together on a fresh dagster-postgres instance both try (one
+    failed run per first backfill, docs/operations.md). A limit an operator has set is kept."""
+    import dagster as dg
+
+    from descriptor_pipeline.defs.assets import CATALOG_POOL, WRITER_POOL
+
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        existing = storage.get_concurrency_keys()
+        for pool in (CATALOG_POOL, WRITER_POOL):
+            if pool not in existing:
+                storage.initialize_concurrency_limit_to_default(pool)
+            limit = storage.get_concurrency_info(pool).slot_count
+            print(f"pool {pool}: limit {limit} ({'kept' if pool in existing else 'created'})")
     return 0
 
 
@@ -291,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_backfill)
     p = sub.add_parser("migrate", help="apply the index database's migrations (idempotent)")
     p.set_defaults(fn=cmd_migrate)
+    p = sub.add_parser(
+        "init-instance",
+        help="create the pipeline's concurrency pools on $DAGSTER_HOME's instance (idempotent)",
+    )
+    p.set_defaults(fn=cmd_init_instance)
     p = sub.add_parser(
         "create-databases", help="create the PostgreSQL databases named by the URLs if missing"
     )

@@ -230,9 +230,41 @@ class IndexStore(PartitionLedger):
     ) -> list[dict[str, Any]]:
         if not ids:
             return []
+        if self.engine.dialect.name == "postgresql":
+            # one array parameter: an IN list of thousands of ids costs psycopg more to parse
+            # than the rows cost to read (`_split_query` topped a publish profile)
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            wanted = sa.any_(sa.bindparam("ids", list(ids), type_=ARRAY(sa.BigInteger)))
+            match = table.c.resource_id == wanted
+        else:
+            match = table.c.resource_id.in_(list(ids))
         query = (
             sa.select(table)
-            .where(table.c.resource_type == resource_type, table.c.resource_id.in_(list(ids)))
+            .where(table.c.resource_type == resource_type, match)
+            .order_by(table.c.resource_id)
+        )
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def rows_to_redo(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        resource_type: str,
+        span: IdRange,
+        ids: list[int],
+        whole_span: bool,
+    ) -> list[dict[str, Any]]:
+        """Full rows of the ids whose input changed: by range when that is all of the span (a
+        first build, a rule bump), by id otherwise (usually few or none)."""
+        if not whole_span:
+            return self.rows_by_id(conn, table, resource_type, ids)
+        query = (
+            sa.select(table)
+            .where(
+                table.c.resource_type == resource_type,
+                table.c.resource_id.between(span.first, span.last),
+            )
             .order_by(table.c.resource_id)
         )
         return [dict(r) for r in conn.execute(query).mappings()]
@@ -285,6 +317,7 @@ class IndexStore(PartitionLedger):
                 .where(table.c.resource_type == resource_type, table.c.resource_id.in_(ids))
                 .values({hash_column: forgotten})
             )
+            self.forget_stage_tokens(conn, resource_type, IdRange(ids[0], ids[-1]))
         return int(result.rowcount or 0)
 
     # ---------------------------------------------------------------- reading the index

@@ -236,12 +236,16 @@ def content_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def rules_fingerprint(ctx: NormalizationContext) -> str:
+    """Everything besides the raw row that a normalized row depends on: the rules' version,
+    the genre vocabulary and the source profiles."""
+    profiles = f"|{ctx.profiles_fingerprint}" if ctx.profiles_fingerprint else ""
+    return f"{NORMALIZATION_VERSION}|{ctx.genre_vocabulary.fingerprint}{profiles}"
+
+
 def input_hash(raw_hash: str, ctx: NormalizationContext) -> str:
     """What a normalized row was computed from: skip it when none of this changed."""
-    profiles = f"|{ctx.profiles_fingerprint}" if ctx.profiles_fingerprint else ""
-    return hashlib.sha256(
-        f"{raw_hash}|{NORMALIZATION_VERSION}|{ctx.genre_vocabulary.fingerprint}{profiles}".encode()
-    ).hexdigest()
+    return hashlib.sha256(f"{raw_hash}|{rules_fingerprint(ctx)}".encode()).hexdigest()
 
 
 def normalize_rows(

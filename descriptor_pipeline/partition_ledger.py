@@ -1,4 +1,5 @@
-"""Per-partition bookkeeping next to the stage tables: quarantine, fingerprints, baselines.
+"""Per-partition bookkeeping next to the stage tables: quarantine, fingerprints, stage tokens,
+baselines.
 
 `IndexStore` inherits these methods; they live apart because they are records *about* the
 partitions (why a row was rejected, what a catalog range looked like, the last profile that
@@ -22,6 +23,7 @@ from descriptor_pipeline.tables import (
     quarantine,
     range_fingerprints,
     raw_descriptors,
+    stage_tokens,
 )
 
 
@@ -34,16 +36,7 @@ class PartitionLedger:
     # ---------------------------------------------------------------- range fingerprints
 
     def _raw_rows(self, conn: sa.Connection, partition: DescriptorPartition) -> int:
-        span = partition.id_range
-        query = (
-            sa.select(sa.func.count())
-            .select_from(raw_descriptors)
-            .where(
-                raw_descriptors.c.resource_type == partition.resource_type,
-                raw_descriptors.c.resource_id.between(span.first, span.last),
-            )
-        )
-        return int(conn.execute(query).scalar() or 0)
+        return self._partition_rows(conn, raw_descriptors, partition)
 
     def unchanged_rows(self, partition: DescriptorPartition, fingerprint: str) -> int | None:
         """The partition's raw row count if its catalog range still has this fingerprint and its
@@ -74,6 +67,98 @@ class PartitionLedger:
                         recorded_at=datetime.now(UTC),
                     )
                 )
+
+    def recorded_fingerprint(self, partition: DescriptorPartition) -> str | None:
+        """The catalog fingerprint of the partition's last whole-range raw sync (None: none, or
+        a dialect without fingerprints)."""
+        table = range_fingerprints
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(table.c.fingerprint).where(table.c.partition_key == partition.key)
+            ).scalar()
+
+    # ---------------------------------------------------------------- stage tokens
+
+    @staticmethod
+    def _token_key(partition: DescriptorPartition, stage: str) -> sa.ColumnElement[bool]:
+        t = stage_tokens
+        return sa.and_(
+            t.c.resource_type == partition.resource_type,
+            t.c.id_first == partition.id_range.first,
+            t.c.id_last == partition.id_range.last,
+            t.c.stage == stage,
+        )
+
+    def _partition_rows(
+        self, conn: sa.Connection, table: sa.Table, partition: DescriptorPartition
+    ) -> int:
+        span = partition.id_range
+        query = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(
+                table.c.resource_type == partition.resource_type,
+                table.c.resource_id.between(span.first, span.last),
+            )
+        )
+        return int(conn.execute(query).scalar() or 0)
+
+    def current_stage_rows(
+        self, partition: DescriptorPartition, stage: str, token: str | None, table: sa.Table
+    ) -> int | None:
+        """The rows the stage's table holds for the partition if the stage last consumed
+        exactly this input in a whole pass and the table still holds the rows it left then (a
+        truncated or hand-edited table is not current); else None."""
+        if token is None:
+            return None
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                sa.select(stage_tokens.c.token, stage_tokens.c.rows).where(
+                    self._token_key(partition, stage)
+                )
+            ).first()
+            if stored is None or stored.token != token:
+                return None
+            rows = self._partition_rows(conn, table, partition)
+        return rows if rows == stored.rows else None
+
+    def stage_token(self, partition: DescriptorPartition, stage: str) -> str | None:
+        """The input token the stage last recorded for the partition."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(stage_tokens.c.token).where(self._token_key(partition, stage))
+            ).scalar()
+
+    def record_stage_token(
+        self, partition: DescriptorPartition, stage: str, token: str | None, table: sa.Table
+    ) -> None:
+        """After a whole-partition pass of the stage: what it consumed (None forgets it)."""
+        with self.engine.begin() as conn:
+            conn.execute(stage_tokens.delete().where(self._token_key(partition, stage)))
+            if token is not None:
+                conn.execute(
+                    stage_tokens.insert().values(
+                        resource_type=partition.resource_type,
+                        id_first=partition.id_range.first,
+                        id_last=partition.id_range.last,
+                        stage=stage,
+                        token=token,
+                        rows=self._partition_rows(conn, table, partition),
+                        recorded_at=datetime.now(UTC),
+                    )
+                )
+
+    def forget_stage_tokens(self, conn: sa.Connection, resource_type: str, span: IdRange) -> None:
+        """Rows of the span were changed outside a whole-partition pass (invalidated for a
+        redo): the ranges holding them are no longer known to be current."""
+        t = stage_tokens
+        conn.execute(
+            t.delete().where(
+                t.c.resource_type == resource_type,
+                t.c.id_first <= span.last,
+                t.c.id_last >= span.first,
+            )
+        )
 
     # ---------------------------------------------------------------- quarantine
 

@@ -263,6 +263,9 @@ def extract_raw(
         report.chunks += 1
     if only_ids is None:
         store.record_fingerprint(partition, fingerprint)
+    elif report.counts.written:
+        # the range no longer is what one fingerprint describes (`freshness.py`)
+        store.record_fingerprint(partition, None)
     report.quarantined = store.count_quarantined(partition.key, "raw")
     report.seconds = time.perf_counter() - started
     return report

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.documents import document_from_stored, publish_hash
+from descriptor_pipeline.freshness import NORMALIZE, PUBLISH, normalize_token, publish_token
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore, SyncCounts
 from descriptor_pipeline.normalization import input_hash, normalize_rows
@@ -55,6 +56,7 @@ class StageReport:
 
     partitions: int = 1  # >1 when a backfill packed several partitions into one run
     catalog_unchanged: bool = False  # the range's fingerprint matched: nothing was read
+    input_unchanged: bool = False  # the stage's input token matched: nothing was read
     catalog_without: list[str] = field(default_factory=list)  # parts this catalog lacks
 
     @classmethod
@@ -64,7 +66,7 @@ class StageReport:
             return reports[0]
         out = cls(reports[0].stage, f"{reports[0].partition_key}..{reports[-1].partition_key}")
         out.partitions = len(reports)
-        out.catalog_unchanged = True
+        out.catalog_unchanged = out.input_unchanged = True
         for report in reports:
             out.counts.add(report.counts)
             out.rejected += report.rejected
@@ -75,6 +77,7 @@ class StageReport:
             out.chunks += report.chunks
             out.seconds += report.seconds
             out.catalog_unchanged = out.catalog_unchanged and report.catalog_unchanged
+            out.input_unchanged = out.input_unchanged and report.input_unchanged
             out.catalog_without = sorted({*out.catalog_without, *report.catalog_without})
             if report.scoped_ids is not None:
                 out.scoped_ids = (out.scoped_ids or 0) + report.scoped_ids
@@ -104,20 +107,9 @@ class StageReport:
             "scope": "whole partition" if self.scoped_ids is None else f"{self.scoped_ids} ids",
             "partitions_in_run": self.partitions,
             "catalog_unchanged": self.catalog_unchanged,
+            "input_unchanged": self.input_unchanged,
             "catalog_without": ", ".join(self.catalog_without) or "nothing",
         }
-
-
-def partitions_with_rows(
-    source: CatalogSource, store: IndexStore, partitions: list[DescriptorPartition]
-) -> list[DescriptorPartition]:
-    """The partitions a full refresh must run: rows in the catalog or in the pipeline's tables.
-
-    Every resource type shares the id ranges, so most type x range combinations of a large
-    catalog are empty (1 of 78 genre ranges at 1M resources); each would still cost a run.
-    """
-    wanted = source.occupied(partitions) | store.occupied(partitions)
-    return [p for p in partitions if p in wanted]
 
 
 def scoped_ids(
@@ -199,6 +191,29 @@ def _stage_pages(
         yield IdRange(ids[0], ids[-1]), [{k: r[k] for k in names} for r in records], set(ids)
 
 
+def _record_token(
+    store: IndexStore,
+    partition: DescriptorPartition,
+    stage: str,
+    token: str | None,
+    table: sa.Table,
+    report: StageReport,
+) -> None:
+    """A whole pass that no other run raced records what it consumed; any other pass that
+    wrote rows forgets it (`freshness.py`)."""
+    if report.scoped_ids is None and report.stale == 0:
+        store.record_stage_token(partition, stage, token, table)
+    elif report.counts.written:
+        store.record_stage_token(partition, stage, None, table)
+
+
+def _unchanged(report: StageReport, rows: int, started: float) -> StageReport:
+    report.input_unchanged = True
+    report.counts.unchanged = rows
+    report.seconds = time.perf_counter() - started
+    return report
+
+
 @serialized("normalize")
 def normalize_partition(
     store: IndexStore,
@@ -208,13 +223,26 @@ def normalize_partition(
     only_ids: Iterable[int] | None = None,
     observe: RowObserver | None = None,
 ) -> StageReport:
+    """Normalize the raw rows whose input hash changed. A whole pass whose input (the catalog
+    fingerprint under these rules) is what the last whole pass consumed reads nothing; else
+    the raw hashes are compared first and only changed rows are read in full."""
     report = StageReport("normalize", partition.key)
     if only_ids is not None:
         only_ids = frozenset(only_ids)
         report.scoped_ids = len(only_ids)
     started = time.perf_counter()
     resource_type = partition.resource_type
-    for span, raw, scope in _stage_pages(store, raw_descriptors, partition, chunk_size, only_ids):
+    token = None
+    if only_ids is None:
+        token = normalize_token(store.recorded_fingerprint(partition), context)
+        current = store.current_stage_rows(partition, NORMALIZE, token, normalized_descriptors)
+        if current is not None:
+            report.quarantined = store.count_quarantined(partition.key, "normalize")
+            return _unchanged(report, current, started)
+    pages = _stage_pages(
+        store, raw_descriptors, partition, chunk_size, only_ids, ["resource_id", "raw_hash"]
+    )
+    for span, keys, scope in pages:
         with store.engine.begin() as conn:
             existing = within(
                 store.existing_hashes(
@@ -222,14 +250,15 @@ def normalize_partition(
                 ),
                 scope,
             )
-            hashes = {int(r["resource_id"]): input_hash(r["raw_hash"], context) for r in raw}
-            todo = [r for r in raw if existing.get(r["resource_id"]) != hashes[r["resource_id"]]]
+            hashes = {int(k["resource_id"]): input_hash(k["raw_hash"], context) for k in keys}
+            todo_ids = [i for i, h in hashes.items() if existing.get(i) != h]
+            every = scope is None and len(todo_ids) == len(keys)
+            todo = store.rows_to_redo(conn, raw_descriptors, resource_type, span, todo_ids, every)
             records, refused = normalize_rows(resource_type, todo, context)
             rejections = [r for r in refused if r.stage == "normalize"]
             fields = [r for r in refused if r.stage == "field"]  # published without them
             rows = _stored_normalized_rows(resource_type, records, hashes)
-            todo_ids = {int(r["resource_id"]) for r in todo}
-            skipped = set(hashes) - todo_ids
+            skipped = set(hashes) - set(todo_ids)
             counts = store.sync_chunk(
                 conn,
                 normalized_descriptors,
@@ -244,10 +273,12 @@ def normalize_partition(
                 conn, normalized_descriptors, "input_hash", resource_type, rows, existing
             )
             for stage, found in (("normalize", rejections), ("field", fields)):
-                store.record_rejections(conn, partition, stage, span, found, resolved_ids=todo_ids)
+                store.record_rejections(
+                    conn, partition, stage, span, found, resolved_ids=set(todo_ids)
+                )
         if observe is not None:
             observe(rows)
-        counts.read = len(raw)
+        counts.read = len(keys)
         counts.unchanged += len(skipped)
         counts.updated -= stale
         report.stale += stale
@@ -255,6 +286,7 @@ def normalize_partition(
         report.rejected += len(rejections)
         report.fields_dropped += len(fields)
         report.chunks += 1
+    _record_token(store, partition, NORMALIZE, token, normalized_descriptors, report)
     report.quarantined = store.count_quarantined(partition.key, "normalize")
     report.seconds = time.perf_counter() - started
     return report
@@ -284,6 +316,12 @@ def publish_partition(
     started = time.perf_counter()
     resource_type = partition.resource_type
     target = store.index_table(table_name)
+    token = None
+    if only_ids is None:
+        token = publish_token(store.stage_token(partition, NORMALIZE), table_name)
+        current = store.current_stage_rows(partition, PUBLISH, token, target)
+        if current is not None:
+            return _unchanged(report, current, started)
     with store.engine.begin() as conn:
         for span, keys, scope in _stage_pages(
             store,
@@ -301,7 +339,11 @@ def publish_partition(
             todo = [i for i, h in wanted.items() if existing.get(i) != h]
             documents = []
             withdrawn = 0
-            for stored in store.rows_by_id(conn, normalized_descriptors, resource_type, todo):
+            every = scope is None and len(todo) == len(keys)
+            redo = store.rows_to_redo(
+                conn, normalized_descriptors, resource_type, span, todo, every
+            )
+            for stored in redo:
                 document = document_from_stored(resource_type, stored)
                 if document is None:
                     withdrawn += int(stored["resource_id"]) in existing  # taken out this run
@@ -330,5 +372,6 @@ def publish_partition(
             report.counts.add(counts)
             report.withdrawn += withdrawn
             report.chunks += 1
+    _record_token(store, partition, PUBLISH, token, target, report)
     report.seconds = time.perf_counter() - started
     return report

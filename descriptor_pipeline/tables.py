@@ -108,6 +108,21 @@ range_fingerprints = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# What the normalize and publish stages last consumed in full (migration 0009): a token of their
+# input and the rows they left. Keyed by type and id bounds so an invalidation of some ids can
+# forget the ranges that hold them.
+stage_tokens = sa.Table(
+    "descriptor_stage_token",
+    metadata,
+    sa.Column("resource_type", sa.String(16), primary_key=True),
+    sa.Column("id_first", sa.BigInteger, primary_key=True),
+    sa.Column("id_last", sa.BigInteger, primary_key=True),
+    sa.Column("stage", sa.String(16), primary_key=True),
+    sa.Column("token", sa.String(64), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Drift baselines live next to the data, not in the Dagster event log: a primary-key read per
 # partition, the same on SQLite and Postgres, and independent of the instance's retention.
 quality_profiles = sa.Table(

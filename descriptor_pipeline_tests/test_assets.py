@@ -157,9 +157,15 @@ def test_a_row_that_turns_bad_keeps_its_last_good_document(deployment: Deploymen
     assert index_rows(deployment)[("artist", 5)] == before
     (row,) = deployment.store.quarantine_rows().itertuples()
     assert (row.resource_id, row.attempts) == (5, 1)
-    deployment.materialize(ARTISTS_0)
-    (row,) = deployment.store.quarantine_rows().itertuples()
-    assert row.attempts == 2 and row.first_seen < row.last_seen
+    rerun = deployment.materialize(ARTISTS_0)
+    (again,) = deployment.store.quarantine_rows().itertuples()
+    if is_postgres(deployment):
+        # nothing it was built from moved on (catalog fingerprint, rules): the deterministic
+        # rejection is not tried again, and stays in quarantine as it was
+        assert metadata_of(rerun, stage)["input_unchanged"] is True
+        assert (again.attempts, again.last_seen) == (1, row.last_seen)
+    else:  # no fingerprint on SQLite: the raw row is re-read and rejected again
+        assert again.attempts == 2 and again.first_seen < again.last_seen
 
 
 def test_deleted_and_blocked_resources_leave_the_index(deployment: Deployment) -> None:

@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"source_profiles"},
     {"search_query", "search_sqlite", "search"},  # search folds text as documents do
     {"index_store", "schema_doc", "demo"},
-    {"quality", "stages", "raw_stage", "refresh", "dry_run"},
+    {"quality", "freshness", "stages", "raw_stage", "refresh", "dry_run"},
     {"defs", "celery_app", "cli", "definitions"},
 ]
 DOMAIN = {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -153,7 +156,7 @@ def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str)
 
 def test_migrations_are_idempotent(pg_url: str) -> None:
     engine = create_engine(pg_url)
-    assert run_migrations(engine) == run_migrations(engine) == "0008"
+    assert run_migrations(engine) == run_migrations(engine) == "0009"
     engine.dispose()
 
 
@@ -188,3 +191,29 @@ def test_dagster_instance_on_postgres_stores_runs_and_partition_status(
                 )
             ).scalar()
         assert runs == 1 and events == 3
+
+
+def test_init_instance_creates_the_pools_once_and_keeps_an_operators_limit(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`descriptor-pipeline init-instance` on a fresh dagster-postgres instance: both pools get
+    the default limit before any run claims them (no first-claim race), and a rerun keeps a
+    limit an operator changed since."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    write_instance_file(home, postgres=True)
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", pg_url.replace("+psycopg", "+psycopg2"))
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    command = [str(Path(sys.executable).parent / "descriptor-pipeline"), "init-instance"]
+
+    def init() -> str:
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+
+    first = init()
+    assert "pool descriptor_catalog: limit 2 (created)" in first
+    assert "pool descriptor_index_writer: limit 2 (created)" in first
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.event_log_storage.set_concurrency_slots("descriptor_catalog", 5)
+    second = init()
+    assert "pool descriptor_catalog: limit 5 (kept)" in second
+    assert "pool descriptor_index_writer: limit 2 (kept)" in second

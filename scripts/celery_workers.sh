@@ -38,7 +38,7 @@ case "$cmd" in
     queue="$2" count="$3" concurrency="${4:-1}"
     # open the instance once first: N workers creating a fresh instance's tables at the same
     # time race on them, and the losers exit ("table alembic_version already exists")
-    "$VENV/bin/dagster" instance info >/dev/null
+    "$VENV/bin/descriptor-pipeline" init-instance >/dev/null  # and the pools, once
     names=()
     for i in $(seq 1 "$count"); do
       name="$queue-$i-$$"

@@ -12,4 +12,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 "$VENV/bin/descriptor-pipeline" create-databases
+"$VENV/bin/descriptor-pipeline" init-instance
 exec "$VENV/bin/descriptor-pipeline" demo "$@"

@@ -32,6 +32,8 @@ trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 trap stop_all EXIT
 
+# the pipeline's concurrency pools, created before two runs can race to create them
+"$VENV/bin/descriptor-pipeline" init-instance
 "$VENV/bin/python" -m http.server --bind 127.0.0.1 --directory "$docs_dir" "$docs_port" \
   >/dev/null 2>&1 &
 pids+=("$!")

@@ -12,9 +12,14 @@ import dagster as dg
 from descriptor_pipeline.defs.definition_settings import AT_LOAD
 from descriptor_pipeline.defs.jobs import reconcile_job, refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import all_partitions, multi_partition_key
-from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource
+from descriptor_pipeline.defs.resources import (
+    CatalogResource,
+    IndexStoreResource,
+    PipelineSettings,
+)
+from descriptor_pipeline.freshness import partitions_with_rows, stale_partitions
 from descriptor_pipeline.refresh.tags import run_tags
-from descriptor_pipeline.stages import partitions_with_rows
+from descriptor_pipeline.stages import normalization_context
 
 # ---------------------------------------------------------------- 5a. full refresh
 
@@ -23,18 +28,33 @@ from descriptor_pipeline.stages import partitions_with_rows
     job=refresh_descriptors_job,
     cron_schedule=AT_LOAD.full_refresh_cron,
     execution_timezone="UTC",
-    description="Re-runs every partition (unchanged rows are skipped by hash): catches what "
-    "the sensors cannot see, e.g. a normalization rule bump. Runs on the bulk lane.",
+    description="Runs every partition that is not current (catalog fingerprint, rules or "
+    "document version moved on since its last whole pass; `freshness.py`): catches what the "
+    "sensors cannot see, e.g. a normalization rule bump, an edit that did not touch "
+    "updated_at, a delete. Runs on the bulk lane.",
 )
 def full_refresh_schedule(
-    context: dg.ScheduleEvaluationContext, catalog: CatalogResource, index_store: IndexStoreResource
+    context: dg.ScheduleEvaluationContext,
+    catalog: CatalogResource,
+    index_store: IndexStoreResource,
+    settings: PipelineSettings,
 ) -> list[dg.RunRequest] | dg.SkipReason:
     registered = all_partitions(context.instance)
     if not registered:
         return dg.SkipReason("no id ranges registered yet (the growth sensor adds them)")
+    source, store = catalog.source(), index_store.store()
     # only partitions with rows somewhere: most type x range combinations of a big catalog
     # are empty, and each request would cost a run
-    partitions = partitions_with_rows(catalog.source(), index_store.store(), registered)
+    occupied = partitions_with_rows(source, store, registered)
+    partitions = stale_partitions(
+        source, store, occupied, normalization_context(source), settings.publish_table
+    )
+    if not partitions:
+        return dg.SkipReason(
+            f"all {len(occupied)} partitions with rows are current: catalog fingerprints, "
+            "rules and document version as their last whole pass left them"
+        )
+    context.log.info(f"{len(partitions)} of {len(occupied)} partitions are not current")
     stamp = context.scheduled_execution_time.strftime("%Y%m%dT%H%M")
     return [
         dg.RunRequest(
