@@ -44,6 +44,13 @@ _ALL_WORDS = sa.text(f"""
     FROM descriptor_index_fts JOIN descriptor_index d ON d.doc_id = descriptor_index_fts.rowid
     WHERE descriptor_index_fts MATCH :query {_FILTERS}
     LIMIT :candidates""")
+# how many documents (up to RANK_CANDIDATES) hold the words with the last one whole: no bm25,
+# whose document counts cost as much as the matching for a common word
+_WHOLE_COUNT = sa.text(f"""
+    SELECT count(*) FROM (
+        SELECT 1 FROM descriptor_index_fts
+        JOIN descriptor_index d ON d.doc_id = descriptor_index_fts.rowid
+        WHERE descriptor_index_fts MATCH :whole {_FILTERS} LIMIT :candidates)""")
 _EXACT = sa.text(f"""
     SELECT d.doc_id, d.resource_type, d.search_name, 0.0 AS text_rank
     FROM descriptor_index d WHERE d.search_name = :key {_FILTERS} LIMIT :limit""")
@@ -73,6 +80,7 @@ _SHOW = sa.text(
     "SELECT doc_id, resource_type, resource_id, document_key, name, display_text, "
     f"{', '.join(WEIGHT_COLUMNS.values())} FROM descriptor_index WHERE doc_id IN :ids"
 ).bindparams(sa.bindparam("ids", expanding=True))
+PAGE_CACHE_KB = 32_768
 MIN_SIMILARITY = 0.6  # rapidfuzz / 100: below this a "similar" name is noise
 LOOKALIKES = 20  # vocabulary words sharing trigrams compared with a misspelled token
 ALTERNATIVES = 4  # corrections kept per misspelled token
@@ -206,6 +214,9 @@ def search_sqlite(
         raw = conn.connection.driver_connection
         # SQLite calls this every 1,000 virtual-machine steps; non-zero interrupts the statement
         raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 1_000)
+        # the 1,000 candidates' rows and bm25 document sizes are read at random: a page cache
+        # larger than the default 2 MB keeps the index's upper pages between searches
+        raw.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KB}")
         try:
             scores, kinds = _rank(conn, key, params)
             best = sorted(scores, key=lambda d: (-scores[d], d))[:limit]
@@ -241,10 +252,10 @@ def _rank(
     kinds: dict[int, str] = {}
     # A very common last word fills the candidates whole: its prefix (every "the…" word) is
     # searched only when the whole word gives fewer than RANK_CANDIDATES matches.
-    matches = conn.execute(_ALL_WORDS, {**params, "query": params["whole"]}).all()
-    if len(matches) < RANK_CANDIDATES and params["whole"] != params["query"]:
-        matches = conn.execute(_ALL_WORDS, params).all()
-    for row in [*matches, *conn.execute(_EXACT, params)]:
+    whole = params["whole"] == params["query"]
+    if not whole and conn.execute(_WHOLE_COUNT, params).scalar() == RANK_CANDIDATES:
+        params = {**params, "query": params["whole"]}
+    for row in [*conn.execute(_ALL_WORDS, params), *conn.execute(_EXACT, params)]:
         if row.doc_id in scores:
             continue
         scores[row.doc_id] = word_score(key, row.resource_type, row.search_name, row.text_rank)

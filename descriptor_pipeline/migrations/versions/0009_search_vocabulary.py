@@ -32,6 +32,7 @@ branch_labels = None
 depends_on = None
 
 WORDS = "descriptor_index_words"
+PENDING_LIST_KB = 512
 
 # SQLite has no string splitting: the tokens come from a JSON array built by replacing spaces
 # (the search columns are folded: single spaces); text that does not make valid JSON adds none.
@@ -316,6 +317,11 @@ def _postgres() -> None:
             regexp_split_to_table(n.search_name || ' ' || n.search_aliases, ' ') AS w
         WHERE w <> '' ON CONFLICT DO NOTHING""")
     op.execute("DROP INDEX IF EXISTS descriptor_index_search_name_trgm")
+    # Every GIN scan also reads the index's whole pending list (fastupdate): after a publish that
+    # is up to 4 MB until a vacuum merges it, 5 ms of each search at 1M documents (0.1 ms
+    # without). A 512 kB list keeps most of the batching of writes and bounds what a search reads.
+    for index in ("descriptor_index_search", f"{WORDS}_trgm"):
+        op.execute(f"ALTER INDEX {index} SET (gin_pending_list_limit = {PENDING_LIST_KB})")
     op.execute(SEARCH_FUNCTION)
 
 
@@ -344,6 +350,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS descriptor_index_words_{event} ON descriptor_index")
         op.execute("DROP FUNCTION IF EXISTS descriptor_index_words_add() CASCADE")
         op.execute(f"DROP TABLE IF EXISTS {WORDS}")
+        op.execute("ALTER INDEX descriptor_index_search RESET (gin_pending_list_limit)")
         op.execute(
             "CREATE INDEX IF NOT EXISTS descriptor_index_search_name_trgm ON descriptor_index "
             "USING gin (search_name gin_trgm_ops)"
