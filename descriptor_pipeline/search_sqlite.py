@@ -1,4 +1,4 @@
-"""The ranking of `search` on SQLite: FTS5 for the words, a trigram table for typos.
+"""The ranking of `search` on SQLite: FTS5 for the words, a vocabulary for typos.
 
 PostgreSQL does the same in SQL (`descriptor_search`); here the candidates come from SQL and
 their scores are computed in Python, because FTS5 cannot express the tiers and rapidfuzz's edit
@@ -86,6 +86,7 @@ LOOKALIKES = 20  # vocabulary words sharing trigrams compared with a misspelled 
 ALTERNATIVES = 4  # corrections kept per misspelled token
 CORRECTED_NAMES = 16  # corrected queries looked up as whole names
 EDIT_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+EDIT_MAX_CHARS = 30  # a longer token has thousands of variants (512 letters: 38,000): trigrams only
 _NAME_COLUMNS = "{search_name search_aliases}"
 
 
@@ -110,8 +111,8 @@ def edits(token: str) -> list[str]:
 def corrections(conn: sa.Connection, key: str) -> list[list[str]]:
     """Per space-separated token of the folded query (as the vocabulary holds them): the token
     itself when some name or alias has it, else up to ALTERNATIVES vocabulary tokens one edit
-    away or, when none is, the most similar ones sharing its trigrams (edit similarity of at
-    least MIN_SIMILARITY); an empty list drops the token."""
+    away (tokens of up to EDIT_MAX_CHARS) or, when none is, the most similar ones sharing its
+    trigrams (edit similarity of at least MIN_SIMILARITY); an empty list drops the token."""
     tokens = [t for t in key.split(" ") if t]
     known = {r[0] for r in conn.execute(_KNOWN, {"tokens": sorted(set(tokens))})}
     out: list[list[str]] = []
@@ -119,7 +120,11 @@ def corrections(conn: sa.Connection, key: str) -> list[list[str]]:
         if token in known:
             out.append([token])
             continue
-        found = [r[0] for r in conn.execute(_KNOWN, {"tokens": edits(token)})]
+        found = (
+            [r[0] for r in conn.execute(_KNOWN, {"tokens": edits(token)})]
+            if len(token) <= EDIT_MAX_CHARS
+            else []
+        )
         if not found and len(token) >= 3:
             grams = sorted({token[i : i + 3] for i in range(len(token) - 2)})
             found = [

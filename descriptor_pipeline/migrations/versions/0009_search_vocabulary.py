@@ -173,7 +173,8 @@ BEGIN
             SELECT 1 FROM descriptor_index d2
             WHERE d2.doc_id = ANY(strict_ids) AND starts_with(d2.search_name, folded)) THEN
         -- each token the vocabulary lacks: up to 4 vocabulary tokens one edit away (a letter
-        -- deleted, swapped with the next, replaced or inserted) or else sharing its trigrams
+        -- deleted, swapped with the next, replaced or inserted; tokens of up to 30 characters)
+        -- or else sharing its trigrams
         FOREACH token IN ARRAY ARRAY(SELECT t FROM regexp_split_to_table(folded, ' ') t
                                      WHERE t <> '') LOOP
             IF EXISTS (SELECT 1 FROM descriptor_index_words v WHERE v.word = token) THEN
@@ -184,7 +185,7 @@ BEGIN
                     'abcdefghijklmnopqrstuvwxyz0123456789' || token, '') AS c);
                 alternatives := ARRAY(
                     SELECT v.word FROM descriptor_index_words v
-                    WHERE v.word = ANY(ARRAY(
+                    WHERE length(token) <= 30 AND v.word = ANY(ARRAY(
                         SELECT left(token, i - 1) || substr(token, i + 1)
                         FROM generate_series(1, length(token)) AS i
                         UNION SELECT left(token, i - 1) || substr(token, i + 1, 1)
