@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ PG_ADMIN_URL = os.environ.get(
     "DESCRIPTOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 TOP = 10
+KEEP_DIR = Path(tempfile.gettempdir()) / "dp_search_keep"
 Searcher = Callable[[str], list[str]]
 
 
@@ -161,13 +162,18 @@ def score(queries: list[dict[str, Any]], search: Searcher) -> dict[str, dict[str
 
 
 @contextmanager
-def pg_database() -> Iterator[str | None]:
-    """A fresh database on the server, dropped afterwards; None when no server answers."""
+def pg_database(keep: str | None = None) -> Iterator[str | None]:
+    """A fresh database on the server, dropped afterwards; None when no server answers. With
+    `keep`, the database `dp_search_keep_<keep>` is created if missing and left in place."""
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"dp_search_quality_{uuid.uuid4().hex[:8]}"
+    name = f"dp_search_keep_{keep}" if keep else f"dp_search_quality_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).scalar()
+            if not (keep and exists):
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         print(f"PostgreSQL not reachable at {PG_ADMIN_URL}: its columns are left out ({exc})")
         yield None
@@ -176,8 +182,9 @@ def pg_database() -> Iterator[str | None]:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
         open_store.cache_clear()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -256,26 +263,53 @@ def latency(store: IndexStore, texts: list[str]) -> dict[str, dict[str, float]]:
     return {group: _percentiles(ms) for group, ms in timings.items()}
 
 
-def run_latency(resources: int, json_path: Path | None) -> dict[str, Any]:
+def _published(marker: Path, publish: Callable[[], IndexStore]) -> IndexStore:
+    """The index `publish` builds, or, when `marker` says a kept index is complete, that index
+    opened again (migrated to the current schema by `open_store`)."""
+    if marker.exists():
+        store = open_store(marker.read_text())
+        print(f"reusing the kept index at {marker.read_text()}")
+        return store
+    started = time.perf_counter()
+    store = publish()
+    print(
+        f"{store.engine.url.render_as_string(hide_password=True)} published in "
+        f"{time.perf_counter() - started:.0f}s"
+    )
+    return store
+
+
+def run_latency(resources: int, json_path: Path | None, keep: str | None = None) -> dict[str, Any]:
     """A generated catalog of `resources` (bench/generate_catalog.py) published on both
-    backends; the labelled query texts and broad genre words timed on each."""
+    backends; the labelled query texts and broad genre words timed on each. With `keep`, the
+    catalog and both indexes are kept (KEEP_DIR/<keep>, database dp_search_keep_<keep>) and
+    reused by the next run with the same name, so only the timing is repeated."""
     from bench.generate_catalog import generate
 
     texts = [q["query"] for q in load()]
     out: dict[str, Any] = {"resources": resources}
-    with tempfile.TemporaryDirectory() as tmp:
+    with ExitStack() as stack:
+        if keep:
+            tmp = KEEP_DIR / f"{keep}_{resources}"
+            tmp.mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         catalog_url = f"sqlite:///{tmp}/catalog.sqlite"
-        generate(catalog_url, resources)
-        started = time.perf_counter()
-        store = publish_demo(catalog_url, f"sqlite:///{tmp}/index.sqlite")
-        print(f"sqlite index of {resources:,} published in {time.perf_counter() - started:.0f}s")
+        if not (tmp / "catalog.done").exists():
+            generate(catalog_url, resources)
+            (tmp / "catalog.done").touch()
+        sqlite_url = f"sqlite:///{tmp}/index.sqlite"
+        store = _published(tmp / "sqlite.done", lambda: publish_demo(catalog_url, sqlite_url))
+        if keep:
+            (tmp / "sqlite.done").write_text(sqlite_url)
         out["sqlite"] = latency(store, texts)
         store.engine.dispose()
-        with pg_database() as pg_url:
+        with pg_database(f"{keep}_{resources}" if keep else None) as pg_url:
             if pg_url is not None:
-                started = time.perf_counter()
-                store = publish_demo(catalog_url, pg_url)
-                print(f"postgres index published in {time.perf_counter() - started:.0f}s")
+                marker = tmp / "postgres.done"
+                store = _published(marker, lambda: publish_demo(catalog_url, pg_url))
+                if keep:
+                    marker.write_text(pg_url)
                 out["postgres"] = latency(store, texts)
                 store.engine.dispose()
     for backend in ("sqlite", "postgres"):
@@ -295,9 +329,15 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=int, metavar="N", help="time lookups on a generated N-resource catalog"
     )
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="with --latency: keep the catalog and both indexes under NAME and reuse them next "
+        f"time (files in {KEEP_DIR}, database dp_search_keep_NAME_N; remove both by hand)",
+    )
     args = parser.parse_args()
     if args.latency:
-        run_latency(args.latency, args.json)
+        run_latency(args.latency, args.json, args.keep)
     else:
         run(args.json)
 

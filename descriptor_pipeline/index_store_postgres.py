@@ -6,6 +6,7 @@ Only what really differs per dialect lives here; the diff-by-hash logic is share
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,9 @@ from sqlalchemy.dialects import postgresql
 from descriptor_pipeline.store_engine import not_older
 from descriptor_pipeline.tables import PUBLISHED_TABLE
 
+_VOCABULARY = importlib.import_module(
+    "descriptor_pipeline.migrations.versions.0009_search_vocabulary"
+)
 READER_ROLE = "descriptor_reader"
 SHADOW_TABLE = "descriptor_index_shadow"
 PREVIOUS_TABLE = "descriptor_index_previous"
@@ -78,6 +82,10 @@ def create_shadow(engine: sa.Engine) -> None:
             {"t": PUBLISHED_TABLE},
         ).scalar()
         conn.exec_driver_sql(f'ALTER TABLE {SHADOW_TABLE} OWNER TO "{owner}"')
+        # LIKE copies no triggers: the search vocabulary learns the shadow's words too, by the
+        # triggers migration 0009 puts on the live table
+        for statement in _VOCABULARY.postgres_word_triggers(SHADOW_TABLE):
+            conn.exec_driver_sql(statement)
 
 
 def _exists(conn: sa.Connection, name: str) -> bool:

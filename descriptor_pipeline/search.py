@@ -2,9 +2,11 @@
 
 The ranking (docs/search.md), the same on SQLite and PostgreSQL:
 - candidates: documents holding every query word in any order, the last word as a prefix
-  (FTS5 / tsvector), plus exact-name matches; when they are fewer than asked and no name is
-  or starts with the query, documents whose name is similar (SQLite: FTS5 trigram table ranked
-  by rapidfuzz; PostgreSQL: pg_trgm);
+  (FTS5 / tsvector; no prefix when the whole last word already gives the 1,000 candidates),
+  plus exact-name matches; when they are fewer than asked and no name is or starts with the
+  query, the query's unknown words are corrected against the vocabulary of names and aliases
+  (one edit away, else by trigrams) and the names holding the corrected words are compared
+  (SQLite: rapidfuzz; PostgreSQL: pg_trgm similarity);
 - score = tier + named + text share: tier 3 when the folded name equals the folded query, 2
   when it starts with it, 1 otherwise; +0.5 for a named resource (artist, album, track) so a
   short genre row never passes an artist of the same tier; + 0.49 * r / (r + 1) where r is the
@@ -12,8 +14,8 @@ The ranking (docs/search.md), the same on SQLite and PostgreSQL:
 - similar-name candidates score 0.99 * similarity, below every document that matched all words.
 
 The user's words reach neither query language as syntax: they are split into word characters
-and quoted. On PostgreSQL the ranking lives in the SQL function `descriptor_search` (migration
-0008) that services call directly; this module calls the same function.
+and quoted. On PostgreSQL the ranking lives in the SQL function `descriptor_search` (migrations
+0008, 0009) that services call directly; this module calls the same function.
 """
 
 from __future__ import annotations

@@ -81,13 +81,14 @@ def clean_query(text: str) -> str:
     return cleaned
 
 
-def fts_query(text: str) -> str | None:
-    """A safe FTS5 query: each word quoted (no operator injection), the last one a prefix."""
+def fts_query(text: str, prefix: bool = True) -> str | None:
+    """A safe FTS5 query: each word quoted (no operator injection), the last one a prefix
+    (unless `prefix` is false)."""
     tokens = words(text)
     if not tokens:
         return None
     quoted = [f'"{t}"' for t in tokens]
-    if len(tokens[-1]) >= MIN_PREFIX:
+    if prefix and len(tokens[-1]) >= MIN_PREFIX:
         quoted[-1] += "*"
     return " ".join(quoted)
 

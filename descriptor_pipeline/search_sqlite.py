@@ -1,4 +1,4 @@
-"""The ranking of `search` on SQLite: FTS5 for the words, a trigram table for typos.
+"""The ranking of `search` on SQLite: FTS5 for the words, a vocabulary for typos.
 
 PostgreSQL does the same in SQL (`descriptor_search`); here the candidates come from SQL and
 their scores are computed in Python, because FTS5 cannot express the tiers and rapidfuzz's edit
@@ -44,45 +44,126 @@ _ALL_WORDS = sa.text(f"""
     FROM descriptor_index_fts JOIN descriptor_index d ON d.doc_id = descriptor_index_fts.rowid
     WHERE descriptor_index_fts MATCH :query {_FILTERS}
     LIMIT :candidates""")
+# how many documents (up to RANK_CANDIDATES) hold the words with the last one whole: no bm25,
+# whose document counts cost as much as the matching for a common word
+_WHOLE_COUNT = sa.text(f"""
+    SELECT count(*) FROM (
+        SELECT 1 FROM descriptor_index_fts
+        JOIN descriptor_index d ON d.doc_id = descriptor_index_fts.rowid
+        WHERE descriptor_index_fts MATCH :whole {_FILTERS} LIMIT :candidates)""")
 _EXACT = sa.text(f"""
     SELECT d.doc_id, d.resource_type, d.search_name, 0.0 AS text_rank
     FROM descriptor_index d WHERE d.search_name = :key {_FILTERS} LIMIT :limit""")
+# The typo fallback's candidates: documents whose name or aliases hold the corrected words (in
+# index order), and the names equal to the corrected query.
 _SIMILAR = sa.text(f"""
     SELECT d.doc_id, d.search_name, d.search_aliases
-    FROM descriptor_index_trigram t JOIN descriptor_index d ON d.doc_id = t.rowid
-    WHERE descriptor_index_trigram MATCH :grams {_FILTERS}
-    ORDER BY t.rank LIMIT :candidates""")
+    FROM descriptor_index_fts JOIN descriptor_index d ON d.doc_id = descriptor_index_fts.rowid
+    WHERE descriptor_index_fts MATCH :similar {_FILTERS}
+    LIMIT :candidates""")
+_SIMILAR_EXACT = sa.text(
+    f"""
+    SELECT d.doc_id, d.search_name, d.search_aliases
+    FROM descriptor_index d WHERE d.search_name IN :names {_FILTERS} LIMIT :limit"""
+).bindparams(sa.bindparam("names", expanding=True))
+_KNOWN = sa.text("SELECT word FROM descriptor_index_words WHERE word IN :tokens").bindparams(
+    sa.bindparam("tokens", expanding=True)
+)
+# vocabulary words sharing the token's trigrams, best first by bm25: the correction is the one
+# of them with the best edit similarity
+_LOOKALIKES = sa.text("""
+    SELECT w.word FROM descriptor_index_words_trigram t
+    JOIN descriptor_index_words w ON w.rowid = t.rowid
+    WHERE descriptor_index_words_trigram MATCH :grams
+    ORDER BY t.rank LIMIT :n""")
 _SHOW = sa.text(
     "SELECT doc_id, resource_type, resource_id, document_key, name, display_text, "
     f"{', '.join(WEIGHT_COLUMNS.values())} FROM descriptor_index WHERE doc_id IN :ids"
 ).bindparams(sa.bindparam("ids", expanding=True))
-_GRAM_COUNTS = sa.text(
-    "SELECT term, doc FROM descriptor_index_trigram_vocab WHERE term IN :grams"
-).bindparams(sa.bindparam("grams", expanding=True))
+PAGE_CACHE_KB = 32_768
 MIN_SIMILARITY = 0.6  # rapidfuzz / 100: below this a "similar" name is noise
-MAX_GRAMS = 32
-RARE_GRAMS = 8
+LOOKALIKES = 20  # vocabulary words sharing trigrams compared with a misspelled token
+ALTERNATIVES = 4  # corrections kept per misspelled token
+CORRECTED_NAMES = 16  # corrected queries looked up as whole names
+EDIT_LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+EDIT_MAX_CHARS = 30  # a longer token has thousands of variants (512 letters: 38,000): trigrams only
+_NAME_COLUMNS = "{search_name search_aliases}"
 
 
-def query_grams(key: str) -> list[str]:
-    """The letter trigrams of the query's words, first MAX_GRAMS of them."""
-    grams: dict[str, None] = {}
-    for word in words(key):
-        for i in range(len(word) - 2):
-            grams[word[i : i + 3]] = None
-    return list(grams)[:MAX_GRAMS]
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
 
 
-def trigram_query(conn: sa.Connection, key: str) -> str | None:
-    """The query's RARE_GRAMS rarest trigrams that the index holds, ORed and quoted: a common
-    one ("the", "ion") would make thousands of candidates to rank (p95 of this step at 100k
-    documents: 42 ms with every trigram, 22 ms with the 8 rarest)."""
-    grams = query_grams(key)
-    if not grams:
+def edits(token: str) -> list[str]:
+    """Every string one edit away: a letter deleted, two adjacent letters swapped, a letter
+    replaced or inserted (a-z, digits and the token's own letters)."""
+    letters = sorted(set(EDIT_LETTERS) | set(token))
+    cuts = [(token[:i], token[i:]) for i in range(len(token) + 1)]
+    out = {a + b[1:] for a, b in cuts if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in cuts if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in cuts if b for c in letters}
+    out |= {a + c + b for a, b in cuts for c in letters}
+    out.discard(token)
+    out.discard("")
+    return sorted(out)
+
+
+def corrections(conn: sa.Connection, key: str) -> list[list[str]]:
+    """Per space-separated token of the folded query (as the vocabulary holds them): the token
+    itself when some name or alias has it, else up to ALTERNATIVES vocabulary tokens one edit
+    away (tokens of up to EDIT_MAX_CHARS) or, when none is, the most similar ones sharing its
+    trigrams (edit similarity of at least MIN_SIMILARITY); an empty list drops the token."""
+    tokens = [t for t in key.split(" ") if t]
+    known = {r[0] for r in conn.execute(_KNOWN, {"tokens": sorted(set(tokens))})}
+    out: list[list[str]] = []
+    for token in tokens:
+        if token in known:
+            out.append([token])
+            continue
+        found = (
+            [r[0] for r in conn.execute(_KNOWN, {"tokens": edits(token)})]
+            if len(token) <= EDIT_MAX_CHARS
+            else []
+        )
+        if not found and len(token) >= 3:
+            grams = sorted({token[i : i + 3] for i in range(len(token) - 2)})
+            found = [
+                r[0]
+                for r in conn.execute(
+                    _LOOKALIKES, {"grams": " OR ".join(map(_quote, grams)), "n": LOOKALIKES}
+                )
+                if fuzz.ratio(token, r[0]) >= MIN_SIMILARITY * 100
+            ]
+        out.append(sorted(found, key=lambda w: (-fuzz.ratio(token, w), w))[:ALTERNATIVES])
+    return out
+
+
+def corrected_names(fixes: list[list[str]]) -> list[str]:
+    """The first CORRECTED_NAMES whole queries the corrections spell."""
+    names = [""]
+    for alternatives in fixes:
+        if alternatives:
+            names = [f"{n} {a}".strip() for n in names for a in alternatives][:CORRECTED_NAMES]
+    return [n for n in names if n]
+
+
+def similar_query(key: str, fixes: list[list[str]]) -> str | None:
+    """The FTS5 query of the fallback's candidates in the name or the aliases: each token or
+    one of its corrections; when every token is known (yet no document holds them all), all
+    words but the first or all but the last (a title with its artist's name around it)."""
+    tokens = [t for t in key.split(" ") if t]
+    if fixes != [[t] for t in tokens]:
+        groups = []
+        for alternatives in fixes:
+            spelled = [" AND ".join(map(_quote, words(a))) for a in alternatives if words(a)]
+            if spelled:
+                groups.append("(" + " OR ".join(f"({s})" for s in spelled) + ")")
+        return f"{_NAME_COLUMNS} : ({' AND '.join(groups)})" if groups else None
+    tokens = words(key)
+    if len(tokens) < 2:
         return None
-    counts = dict(conn.execute(_GRAM_COUNTS, {"grams": grams}).all())
-    present = sorted((g for g in grams if counts.get(g, 0) > 0), key=lambda g: counts[g])
-    return " OR ".join(f'"{g}"' for g in present[:RARE_GRAMS]) or None
+    groups = [" AND ".join(map(_quote, part)) for part in (tokens[1:], tokens[:-1])]
+    return f"{_NAME_COLUMNS} : (({groups[0]}) OR ({groups[1]}))"
 
 
 def similarity(key: str, name: str, aliases: str) -> float:
@@ -126,6 +207,7 @@ def search_sqlite(
     key = search_key(text)
     params: dict[str, Any] = {
         "query": query,
+        "whole": fts_query(text, prefix=False),
         "key": key,
         "limit": limit,
         "candidates": RANK_CANDIDATES,
@@ -137,6 +219,9 @@ def search_sqlite(
         raw = conn.connection.driver_connection
         # SQLite calls this every 1,000 virtual-machine steps; non-zero interrupts the statement
         raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 1_000)
+        # the 1,000 candidates' rows and bm25 document sizes are read at random: a page cache
+        # larger than the default 2 MB keeps the index's upper pages between searches
+        raw.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KB}")
         try:
             scores, kinds = _rank(conn, key, params)
             best = sorted(scores, key=lambda d: (-scores[d], d))[:limit]
@@ -170,6 +255,11 @@ def _rank(
 ) -> tuple[dict[int, float], dict[int, str]]:
     scores: dict[int, float] = {}
     kinds: dict[int, str] = {}
+    # A very common last word fills the candidates whole: its prefix (every "the…" word) is
+    # searched only when the whole word gives fewer than RANK_CANDIDATES matches.
+    whole = params["whole"] == params["query"]
+    if not whole and conn.execute(_WHOLE_COUNT, params).scalar() == RANK_CANDIDATES:
+        params = {**params, "query": params["whole"]}
     for row in [*conn.execute(_ALL_WORDS, params), *conn.execute(_EXACT, params)]:
         if row.doc_id in scores:
             continue
@@ -184,10 +274,17 @@ def _rank(
     named = any(kind in ("exact", "prefix") for kind in kinds.values())
     if len(scores) >= params["limit"] or named:
         return scores, kinds
-    grams = trigram_query(conn, key)
-    if grams is None:
-        return scores, kinds
-    similar = conn.execute(_SIMILAR, {**params, "grams": grams, "candidates": SIMILAR_CANDIDATES})
+    fixes = corrections(conn, key)
+    names = corrected_names(fixes)
+    query = similar_query(key, fixes)
+    similar = [
+        *(conn.execute(_SIMILAR_EXACT, {**params, "names": names}) if names else []),
+        *(
+            conn.execute(_SIMILAR, {**params, "similar": query, "candidates": SIMILAR_CANDIDATES})
+            if query
+            else []
+        ),
+    ]
     for row in similar:
         if row.doc_id in scores:
             continue

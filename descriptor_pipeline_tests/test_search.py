@@ -146,3 +146,14 @@ def test_cli_search_into_a_closed_pipe_exits_0(indexed: Deployment, tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "BrokenPipeError" not in done.stderr
+
+
+def test_one_edit_variants_cover_swaps_deletions_replacements_and_insertions() -> None:
+    from descriptor_pipeline.search_sqlite import corrected_names, edits
+
+    variants = set(edits("rtia"))
+    assert {"rita", "ria", "rtiaa", "rtib"} <= variants and "rtia" not in variants
+    assert len(variants) == len(edits("rtia"))  # no duplicates
+    # the corrected queries are every combination of the kept corrections, capped
+    assert corrected_names([["a"], ["b", "c"], []]) == ["a b", "a c"]
+    assert len(corrected_names([["x", "y"]] * 8)) == 16

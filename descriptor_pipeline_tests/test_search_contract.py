@@ -75,6 +75,51 @@ def test_one_ranking_exact_misspelled_reordered_and_named_before_genres(
     assert names.index("Art Blakey") < min(names.index("art punk"), names.index("art rock"))
 
 
+def test_typos_are_corrected_against_the_vocabulary_of_names(indexed: Deployment) -> None:
+    """A swap of two letters of a short word leaves it no trigram of the right word ("rtia" and
+    "rita" share none): the one-edit lookup in the vocabulary still finds it; a query whose
+    known words no document holds together falls back to all words but the last."""
+    store = indexed.store
+    with store.engine.connect() as conn:
+        known = conn.execute(
+            sa.text("SELECT count(*) FROM descriptor_index_words WHERE word IN ('rita', 'ora')")
+        ).scalar()
+    assert known == 2  # the vocabulary learned the published names' words
+    typo = store.search("Rtia Ora")[0]
+    assert (typo.name, typo.match) == ("Rita Ora", "similar")
+    assert "Big Thief" in [h.name for h in store.search("Big Thief Nirvana")]
+    assert store.search("Qqxzv Wwkjh") == []  # nothing similar: no lookalike padding
+
+
+def test_a_shadow_index_feeds_the_vocabulary_too(indexed_postgres: Deployment) -> None:
+    """LIKE copies no triggers: create_shadow adds the vocabulary's, so a rebuilt index that is
+    swapped in has its words corrected against."""
+    from descriptor_pipeline import index_store_postgres as pg
+
+    engine = indexed_postgres.store.engine
+    pg.create_shadow(engine)
+    with engine.begin() as conn:
+        columns = ", ".join(
+            conn.execute(
+                sa.text(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = "
+                    "'descriptor_index' AND is_generated = 'NEVER' AND column_name <> 'doc_id'"
+                )
+            ).scalars()
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO descriptor_index_shadow ({columns}) "
+                f"SELECT {columns} FROM descriptor_index LIMIT 1"
+            )
+        )
+        conn.execute(sa.text("UPDATE descriptor_index_shadow SET search_name = 'shadowprobe x'"))
+        learned = conn.execute(
+            sa.text("SELECT count(*) FROM descriptor_index_words WHERE word = 'shadowprobe'")
+        ).scalar()
+    assert learned == 1
+
+
 def test_hostile_text_gives_results_or_a_clear_refusal(indexed: Deployment) -> None:
     for text in HOSTILE:
         hits = indexed.store.search(text)
@@ -105,7 +150,8 @@ def test_the_sql_function_is_the_ranking_services_get_as_reader(
 
 def test_the_sql_function_holds_the_specifications_numbers() -> None:
     (path,) = versions_path
-    source = (Path(path) / "0008_search_ranking.py").read_text(encoding="utf-8")
+    # the function as the newest migration that defines it has it
+    source = (Path(path) / "0009_search_vocabulary.py").read_text(encoding="utf-8")
     weights = ", ".join(str(SEARCH_WEIGHTS[w]) for w in reversed(WEIGHT_COLUMNS))  # D C B A
     assert f"'{{{weights}}}'" in source
     for number in (EXACT, PREFIX):
