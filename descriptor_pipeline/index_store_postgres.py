@@ -18,7 +18,7 @@ from descriptor_pipeline.store_engine import not_older
 from descriptor_pipeline.tables import PUBLISHED_TABLE
 
 _VOCABULARY = importlib.import_module(
-    "descriptor_pipeline.migrations.versions.0009_search_vocabulary"
+    "descriptor_pipeline.migrations.versions.0010_search_vocabulary"
 )
 READER_ROLE = "descriptor_reader"
 SHADOW_TABLE = "descriptor_index_shadow"
@@ -83,7 +83,7 @@ def create_shadow(engine: sa.Engine) -> None:
         ).scalar()
         conn.exec_driver_sql(f'ALTER TABLE {SHADOW_TABLE} OWNER TO "{owner}"')
         # LIKE copies no triggers: the search vocabulary learns the shadow's words too, by the
-        # triggers migration 0009 puts on the live table
+        # triggers migration 0010 puts on the live table
         for statement in _VOCABULARY.postgres_word_triggers(SHADOW_TABLE):
             conn.exec_driver_sql(statement)
 

@@ -15,7 +15,7 @@ The ranking (docs/search.md), the same on SQLite and PostgreSQL:
 
 The user's words reach neither query language as syntax: they are split into word characters
 and quoted. On PostgreSQL the ranking lives in the SQL function `descriptor_search` (migrations
-0008, 0009) that services call directly; this module calls the same function.
+0008, 0010) that services call directly; this module calls the same function.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str)
 
 def test_migrations_are_idempotent(pg_url: str) -> None:
     engine = create_engine(pg_url)
-    assert run_migrations(engine) == run_migrations(engine) == "0009"
+    assert run_migrations(engine) == run_migrations(engine) == "0010"
     engine.dispose()
 
 

@@ -151,7 +151,7 @@ def test_the_sql_function_is_the_ranking_services_get_as_reader(
 def test_the_sql_function_holds_the_specifications_numbers() -> None:
     (path,) = versions_path
     # the function as the newest migration that defines it has it
-    source = (Path(path) / "0009_search_vocabulary.py").read_text(encoding="utf-8")
+    source = (Path(path) / "0010_search_vocabulary.py").read_text(encoding="utf-8")
     weights = ", ".join(str(SEARCH_WEIGHTS[w]) for w in reversed(WEIGHT_COLUMNS))  # D C B A
     assert f"'{{{weights}}}'" in source
     for number in (EXACT, PREFIX):

@@ -16,8 +16,8 @@ the same triggers in `index_store_postgres.create_shadow`).
 PostgreSQL: `descriptor_search` as in 0008 with the new fallback; the pg_trgm index on
 search_name is no longer read and is dropped (publishing no longer maintains it).
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import importlib
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
