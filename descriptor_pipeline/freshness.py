@@ -94,6 +94,10 @@ def stale_partitions(
     for index, partition in enumerate(partitions):
         if time.monotonic() > deadline:
             return out + list(partitions[index:])
-        if not is_current(source, store, partition, ctx, table_name):
+        try:
+            current = is_current(source, store, partition, ctx, table_name)
+        except Exception:  # a run of the partition reports the error; the gate must not
+            current = False
+        if not current:
             out.append(partition)
     return out

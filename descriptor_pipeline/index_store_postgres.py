@@ -15,7 +15,7 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
 from descriptor_pipeline.store_engine import not_older
-from descriptor_pipeline.tables import PUBLISHED_TABLE
+from descriptor_pipeline.tables import PUBLISHED_TABLE, stage_tokens
 
 _VOCABULARY = importlib.import_module(
     "descriptor_pipeline.migrations.versions.0010_search_vocabulary"
@@ -112,6 +112,12 @@ def _give_sequence_to(conn: sa.Connection, table: str) -> None:
         conn.exec_driver_sql(f"ALTER SEQUENCE {sequence} OWNED BY {table}.doc_id")
 
 
+def _forget_publish_tokens(conn: sa.Connection) -> None:
+    """The table now under the published name is not the one the publish tokens describe
+    (`freshness.py`): every partition is republished by hash on its next whole run."""
+    conn.execute(stage_tokens.delete().where(stage_tokens.c.stage == "publish"))
+
+
 def swap_in_shadow(engine: sa.Engine) -> None:
     """Publish the shadow atomically; the old index is kept as `descriptor_index_previous`.
 
@@ -128,6 +134,7 @@ def swap_in_shadow(engine: sa.Engine) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO {PREVIOUS_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE {SHADOW_TABLE} RENAME TO {PUBLISHED_TABLE}")
+        _forget_publish_tokens(conn)
 
 
 def rollback_swap(engine: sa.Engine) -> None:
@@ -140,3 +147,4 @@ def rollback_swap(engine: sa.Engine) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO descriptor_index_swap")
         conn.exec_driver_sql(f"ALTER TABLE {PREVIOUS_TABLE} RENAME TO {PUBLISHED_TABLE}")
         conn.exec_driver_sql(f"ALTER TABLE descriptor_index_swap RENAME TO {PREVIOUS_TABLE}")
+        _forget_publish_tokens(conn)

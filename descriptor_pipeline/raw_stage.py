@@ -262,7 +262,8 @@ def extract_raw(
         report.rejected += len(rejections)
         report.chunks += 1
     if only_ids is None:
-        store.record_fingerprint(partition, fingerprint)
+        # an update `not_older` refused kept an older row than this fingerprint describes
+        store.record_fingerprint(partition, fingerprint if report.stale == 0 else None)
     elif report.counts.written:
         # the range no longer is what one fingerprint describes (`freshness.py`)
         store.record_fingerprint(partition, None)

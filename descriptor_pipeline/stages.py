@@ -254,6 +254,7 @@ def normalize_partition(
             todo_ids = [i for i, h in hashes.items() if existing.get(i) != h]
             every = scope is None and len(todo_ids) == len(keys)
             todo = store.rows_to_redo(conn, raw_descriptors, resource_type, span, todo_ids, every)
+            todo = [r for r in todo if int(r["resource_id"]) in hashes]  # none added since
             records, refused = normalize_rows(resource_type, todo, context)
             rejections = [r for r in refused if r.stage == "normalize"]
             fields = [r for r in refused if r.stage == "field"]  # published without them

@@ -40,10 +40,12 @@ _SQLITE_JSON = (
     "'[\"' || replace(replace(replace(new.search_name || ' ' || new.search_aliases, "
     "'\\', '\\\\'), '\"', '\\\"'), ' ', '\",\"') || '\"]'"
 )
+# Not `INSERT OR IGNORE`: inside a trigger SQLite applies the firing statement's conflict policy
+# instead, and the index is written by an upsert (ABORT on a word already known).
 SQLITE_ADD_WORDS = (
-    f"INSERT OR IGNORE INTO {WORDS}(word) SELECT value FROM json_each("
+    f"INSERT INTO {WORDS}(word) SELECT DISTINCT value FROM json_each("
     f"CASE WHEN json_valid({_SQLITE_JSON}) THEN {_SQLITE_JSON} ELSE '[]' END) "
-    "WHERE value <> '';"
+    f"WHERE value <> '' AND value NOT IN (SELECT word FROM {WORDS});"
 )
 
 POSTGRES_ADD_WORDS = f"""
