@@ -82,19 +82,8 @@ class IndexStore(PartitionLedger):
 
     def count_rows(self, table: sa.Table, partitions: Sequence[DescriptorPartition]) -> int:
         """Rows a stage table (or the index) holds for the partitions: `dagster/row_count`."""
-        total = 0
         with self.engine.connect() as conn:
-            for p in partitions:
-                query = (
-                    sa.select(sa.func.count())
-                    .select_from(table)
-                    .where(
-                        table.c.resource_type == p.resource_type,
-                        table.c.resource_id.between(p.id_range.first, p.id_range.last),
-                    )
-                )
-                total += int(conn.execute(query).scalar_one())
-        return total
+            return sum(self._partition_rows(conn, table, p) for p in partitions)
 
     # ---------------------------------------------------------------- generic diff-and-write
 

@@ -35,9 +35,6 @@ class PartitionLedger:
 
     # ---------------------------------------------------------------- range fingerprints
 
-    def _raw_rows(self, conn: sa.Connection, partition: DescriptorPartition) -> int:
-        return self._partition_rows(conn, raw_descriptors, partition)
-
     def unchanged_rows(self, partition: DescriptorPartition, fingerprint: str) -> int | None:
         """The partition's raw row count if its catalog range still has this fingerprint and its
         raw rows are all there (a truncated stage table must be refilled); else None."""
@@ -50,7 +47,7 @@ class PartitionLedger:
             ).first()
             if stored is None or stored.fingerprint != fingerprint:
                 return None
-            rows = self._raw_rows(conn, partition)
+            rows = self._partition_rows(conn, raw_descriptors, partition)
         return rows if rows == stored.raw_rows else None
 
     def record_fingerprint(self, partition: DescriptorPartition, fingerprint: str | None) -> None:
@@ -63,7 +60,7 @@ class PartitionLedger:
                     table.insert().values(
                         partition_key=partition.key,
                         fingerprint=fingerprint,
-                        raw_rows=self._raw_rows(conn, partition),
+                        raw_rows=self._partition_rows(conn, raw_descriptors, partition),
                         recorded_at=datetime.now(UTC),
                     )
                 )

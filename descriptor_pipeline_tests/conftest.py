@@ -216,6 +216,15 @@ def backend_deployment(
     return dep
 
 
+@pytest.fixture
+def pg_deployment(pg_url: str, instance: dg.DagsterInstance) -> Deployment:
+    """Catalog and index in one PostgreSQL database of the test's own."""
+    dep = Deployment(pg_url, pg_url, instance)
+    dep.store  # noqa: B018 - migrations first (roles), then the catalog
+    seed_catalog(dep.catalog.engine, dep.catalog.config)
+    return dep
+
+
 def is_postgres(dep: Deployment) -> bool:
     return dep.catalog_url.startswith("postgresql")
 

@@ -12,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 
 from descriptor_pipeline.defs import schedules
-from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.freshness import is_current, stale_partitions
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.refresh.tags import scope_tags
@@ -23,15 +22,6 @@ from descriptor_pipeline_tests.conftest import Deployment, is_postgres, metadata
 ARTISTS = DescriptorPartition("artist", IdRange(0, 999))
 TRACKS = DescriptorPartition("track", IdRange(0, 999))
 WHEN = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def pg_deployment(pg_url: str, instance: dg.DagsterInstance) -> Deployment:
-    """Fingerprints are PostgreSQL's: the catalog and the index there."""
-    dep = Deployment(pg_url, pg_url, instance)
-    dep.store  # noqa: B018 - migrations first (roles), then the catalog
-    seed_catalog(dep.catalog.engine, dep.catalog.config)
-    return dep
 
 
 def current(dep: Deployment, partition: DescriptorPartition) -> bool:

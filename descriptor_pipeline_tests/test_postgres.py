@@ -29,11 +29,8 @@ ARTISTS = DescriptorPartition("artist", IdRange(0, 999))
 
 
 @pytest.fixture
-def deployment(pg_url: str, instance: dg.DagsterInstance) -> Deployment:
-    dep = Deployment(pg_url, pg_url, instance)
-    dep.store  # noqa: B018 - migrations first (roles), then the catalog
-    seed_catalog(dep.catalog.engine, dep.catalog.config)
-    return dep
+def deployment(pg_deployment: Deployment) -> Deployment:
+    return pg_deployment
 
 
 def xmins(engine: sa.Engine, table: str = "descriptor_index") -> dict[tuple[str, int], str]:
