@@ -19,7 +19,7 @@ import hashlib
 import inspect
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -67,6 +67,19 @@ def held(
             yield
         return
     yield  # an in-memory database lives in one process: nothing to serialize against
+
+
+@contextmanager
+def held_all(
+    engine: sa.Engine, partitions: list[DescriptorPartition], stage: str
+) -> Iterator[None]:
+    """Hold the stage's lock on every partition, taken in key order (no two holders wait on
+    each other): a check forgetting hashes must not land inside another run's whole pass,
+    which would then record its token over rows left to redo."""
+    with ExitStack() as stack:
+        for partition in sorted(set(partitions), key=lambda p: p.key):
+            stack.enter_context(held(engine, partition, stage))
+        yield
 
 
 @contextmanager

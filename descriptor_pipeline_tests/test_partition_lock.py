@@ -12,12 +12,15 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
+from descriptor_pipeline.defs.checks import _forget_if_blocked
 from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.partition_lock import PartitionBusy, held
@@ -150,3 +153,39 @@ def test_a_killed_holder_frees_the_lock(backend_deployment: Deployment) -> None:
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_a_blocking_check_forgets_hashes_only_between_whole_passes(
+    backend_deployment: Deployment,
+) -> None:
+    """A blocking check of one run forgets the rejected rows' hashes and the stage token. If
+    that landed inside another run's whole normalize pass, the pass would record its token
+    over rows left to redo and the freshness gate would call the partition current: the
+    forget waits for the stage lock instead."""
+    dep = backend_deployment
+    dep.register()
+    assert dep.materialize(ARTISTS_0).success
+    frame = pd.DataFrame({"resource_id": [5]})
+    blocked = SimpleNamespace(critical_failed=["a blocking expectation"])
+
+    def input_hash() -> str | None:
+        with dep.store.engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT input_hash FROM normalized_descriptors "
+                    "WHERE resource_type = 'artist' AND resource_id = 5"
+                )
+            ).scalar_one()
+
+    before = input_hash()
+    assert before
+    forgot = threading.Thread(
+        target=_forget_if_blocked, args=(blocked, frame, dep.store, "normalized", [ARTISTS_0])
+    )
+    with held(dep.store.engine, ARTISTS_0, "normalize"):  # another run's whole pass
+        forgot.start()
+        time.sleep(1.5)
+        assert forgot.is_alive() and input_hash() == before
+    forgot.join(60)
+    assert not forgot.is_alive()
+    assert input_hash() in (None, "")  # redone and re-validated by the next run

@@ -26,6 +26,7 @@ from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs.resources import QualitySettings
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
+from descriptor_pipeline.partition_lock import held_all
 from descriptor_pipeline.quality.drift import baseline_note, compare_profiles, plot_metrics
 from descriptor_pipeline.quality.frames import (
     FUTURE_SKEW,
@@ -170,14 +171,14 @@ def _forget_if_blocked(
     fingerprint): the next run redoes and re-validates them instead of skipping them."""
     if not result.critical_failed:
         return
-    if layer == "raw":
-        table, column = raw_table, "raw_hash"
-        for partition in partitions:
+    stage, table, column = ("raw", raw_table, "raw_hash")
+    if layer != "raw":
+        stage, table, column = ("normalize", normalized_table, "input_hash")
+    with held_all(store.engine, partitions, stage):
+        for partition in partitions if layer == "raw" else []:
             store.record_fingerprint(partition, None)
-    else:
-        table, column = normalized_table, "input_hash"
-    resource_type = partitions[0].resource_type
-    store.invalidate(table, column, resource_type, frame["resource_id"].astype(int))
+        ids = frame["resource_id"].astype(int)
+        store.invalidate(table, column, partitions[0].resource_type, ids)
 
 
 def _parameters(layer: Layer, group: list[PartitionWork], catalog_rows: int) -> dict[str, Any]:
