@@ -183,7 +183,10 @@ def counts_by_asset(backfill: dict[str, Any]) -> dict[str, tuple[int, int, int]]
 
 
 def partition_range(run: dict[str, Any]) -> tuple[str, str]:
+    """A packed run's range tags. It carries no `dagster/partition/resource_type`, so the
+    per-type run limit does not hold it (docs/orchestration.md, "Concurrency")."""
     tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert "dagster/partition/resource_type" not in tags
     return (
         tags["dagster/asset_partition_range_start"],
         tags["dagster/asset_partition_range_end"],

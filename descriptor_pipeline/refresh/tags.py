@@ -40,7 +40,7 @@ def parse_scope(tags: Mapping[str, str]) -> frozenset[int] | None:
 
 def run_tags(mode: str, **extra: str) -> dict[str, str]:
     """Tags every refresh run carries: the run coordinator limits concurrency by the lane
-    (and by `dagster/partition/resource_type`, which Dagster sets on partitioned runs); with
+    (and by `dagster/partition/resource_type`, which Dagster sets on single-partition runs); with
     the Celery executor the lane also picks the queue (`celery_routing`)."""
     lane = "bulk" if mode in BULK_MODES else "fresh"
     return {TAG_MODE: mode, TAG_LANE: lane, **celery_tags(lane, mode), **extra}
