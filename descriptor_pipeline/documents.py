@@ -40,7 +40,10 @@ def search_key(text: str) -> str:
     a query is folded the same way, so an exact-name test is one indexed equality on both
     backends (PostgreSQL's `lower(normalize(q, NFKC))` gives the same key); the displayed name
     keeps the catalog's own characters. A symbol that folds into letters ("™" -> "TM") becomes
-    a word of its own instead of gluing onto the word before it."""
+    a word of its own instead of gluing onto the word before it. ASCII is its own NFKC and no
+    ASCII symbol folds into a letter, so most text skips the per-character pass."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     spaced = "".join(
         f" {c} " if not c.isalnum() and unicodedata.normalize("NFKC", c).isalnum() else c
         for c in text
@@ -85,8 +88,9 @@ def display_text(resource_type: str, row: dict[str, Any]) -> str:
 
 
 def build_document(resource_type: str, row: dict[str, Any]) -> dict[str, Any]:
+    """`row["provenance"]`: JSON text, or the dict PostgreSQL's JSONB already decoded."""
     specs = fields_of(resource_type)
-    provenance = orjson.loads(row["provenance"])
+    provenance = json_value(row["provenance"])
     fields: dict[str, Any] = {}
     buckets: dict[str, list[str]] = {w: [] for w in WEIGHT_COLUMNS}
     for spec in specs:
@@ -138,13 +142,10 @@ def document_from_stored(resource_type: str, stored: dict[str, Any]) -> dict[str
     fields = json_value(stored["fields"])
     if fields.get("blocked"):
         return None
-    provenance = stored["provenance"]
     row = {
         **fields,
         "resource_id": stored["resource_id"],
-        "provenance": provenance
-        if isinstance(provenance, str)
-        else orjson.dumps(provenance, option=orjson.OPT_SORT_KEYS).decode(),
+        "provenance": stored["provenance"],
         "normalization_version": stored["normalization_version"],
         "source_updated_at": stored["source_updated_at"],
     }

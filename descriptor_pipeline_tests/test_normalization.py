@@ -31,6 +31,11 @@ def raw_row(resource_id: int = 1, name: str | None = "Name", **sources: object) 
     return row
 
 
+def _fns(*names: str) -> tuple:
+    """The functions of these rules, as a field plan holds them."""
+    return tuple(n.RULES[name].fn for name in names)
+
+
 def normalize_one(resource_type: str, row: dict) -> dict:
     records, rejections = n.normalize_rows(resource_type, [row], CTX)
     assert not rejections, rejections
@@ -294,7 +299,7 @@ def test_every_fixture_row_normalizes_or_is_rejected_with_a_reason() -> None:
     ],
 )
 def test_html_reduces_to_its_text(html: str, text: str) -> None:
-    assert n._apply_text_rules(html, ("strip_html", "whitespace"), CTX) == text
+    assert n._apply_text_rules(html, _fns("strip_html", "whitespace"), CTX) == text
 
 
 @pytest.mark.parametrize(
@@ -313,7 +318,7 @@ def test_html_reduces_to_its_text(html: str, text: str) -> None:
     ],
 )
 def test_discogs_and_bbcode_markup_reduce_to_text(marked: str, text: str) -> None:
-    assert n._apply_text_rules(marked, ("strip_markup", "whitespace"), CTX) == text
+    assert n._apply_text_rules(marked, _fns("strip_markup", "whitespace"), CTX) == text
 
 
 def test_a_description_goes_through_html_then_markup() -> None:
