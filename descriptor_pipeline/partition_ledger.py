@@ -1,5 +1,5 @@
 """Per-partition bookkeeping next to the stage tables: quarantine, fingerprints, stage tokens,
-baselines.
+baselines, and the per-partition read reconciliation compares the catalog with.
 
 `IndexStore` inherits these methods; they live apart because they are records *about* the
 partitions (why a row was rejected, what a catalog range looked like, the last profile that
@@ -19,6 +19,7 @@ from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.rejections import Rejection
 from descriptor_pipeline.store_engine import dialect_insert
 from descriptor_pipeline.tables import (
+    descriptor_index,
     quality_profiles,
     quarantine,
     range_fingerprints,
@@ -156,6 +157,46 @@ class PartitionLedger:
                 t.c.id_last >= span.first,
             )
         )
+
+    # ---------------------------------------------------------------- reconciliation
+
+    def reconcile_view(
+        self, partition: DescriptorPartition
+    ) -> tuple[dict[int, str], dict[int, tuple[str, str]], set[int]]:
+        """What reconciliation compares the catalog with, read on one connection: the raw
+        rows' `raw_hash` by id, the index rows' (content_hash, normalization_version) by id,
+        and the ids quarantined by any stage, each within the partition's id range."""
+        span = partition.id_range
+
+        def in_partition(table: sa.Table) -> sa.ColumnElement[bool]:
+            return sa.and_(
+                table.c.resource_type == partition.resource_type,
+                table.c.resource_id.between(span.first, span.last),
+            )
+
+        raw_t, index_t, quarantine_t = raw_descriptors, descriptor_index, quarantine
+        with self.engine.connect() as conn:
+            raw = dict(
+                conn.execute(
+                    sa.select(raw_t.c.resource_id, raw_t.c.raw_hash).where(in_partition(raw_t))
+                ).all()
+            )
+            index = {
+                int(i): (h, v)
+                for i, h, v in conn.execute(
+                    sa.select(
+                        index_t.c.resource_id,
+                        index_t.c.content_hash,
+                        index_t.c.normalization_version,
+                    ).where(in_partition(index_t))
+                )
+            }
+            quarantined = set(
+                conn.execute(
+                    sa.select(quarantine_t.c.resource_id).where(in_partition(quarantine_t))
+                ).scalars()
+            )
+        return raw, index, quarantined
 
     # ---------------------------------------------------------------- quarantine
 

@@ -12,6 +12,7 @@ LAYERS: list[set[str]] = [
     {"id_ranges", "rejections", "values", "faults", "celery_routing"},
     {"schema", "rules", "tables", "store_engine", "catalog_config", "partition_lock"},
     {"normalization", "documents", "catalog", "index_store_postgres", "partition_ledger"},
+    {"catalog_changes"},  # store: the refresh sensors' catalog queries, over `catalog`
     {"source_profiles"},
     {"search_query", "search_sqlite", "search"},  # search folds text as documents do
     {"index_store", "schema_doc", "demo"},

@@ -6,7 +6,8 @@ Nothing in this package imports dagster, so the cursor math and the queue's batc
 - `tags`: the run tags every refresh run carries, and the `descriptor/ids` scope of a run.
 - `settings`: `RefreshSettings`, the bounds of one sensor tick and the incremental safety window.
 - `changes`: incremental change detection (the incremental sensor's cursor) and the linked
-  resources whose documents embed a changed one (`dependants_of`, the fan-out).
+  resources whose documents embed a changed one (`dependants_of`, the fan-out). Its catalog
+  queries are `descriptor_pipeline.catalog_changes`.
 - `queue`: the append-only refresh queue (`descriptor_refresh_queue`): append, read in batches
   after a cursor, prune. Its SQL is the queue's store and lives only there.
 - `requests`: targeted reindex requests (`descriptor_refresh_requests`), the public way for

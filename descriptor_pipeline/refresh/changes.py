@@ -14,19 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.catalog_changes import as_utc, changes_after, child_genres, newest_change
 from descriptor_pipeline.refresh.settings import DEFAULT_SETTINGS, RefreshSettings
-
-
-def _utc(value: Any) -> datetime | None:
-    """Catalog timestamps as aware UTC (SQLite hands back naive values: they are UTC)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass
@@ -46,7 +36,7 @@ class TypePosition:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TypePosition:
-        ts = _utc(data["ts"])
+        ts = as_utc(data["ts"])
         assert ts is not None
         return cls(ts, int(data["id"]), {(int(i), str(t)) for i, t in data.get("seen", [])})
 
@@ -80,15 +70,9 @@ class Change:
 
 
 def _stamp(value: Any) -> str:
-    ts = _utc(value)
+    ts = as_utc(value)
     assert ts is not None
     return ts.isoformat()
-
-
-def _columns(source: CatalogSource, resource_type: str) -> tuple[sa.Table, Any, Any]:
-    table = source.resource_table(resource_type)
-    cfg = source.config.resource(resource_type)
-    return table, table.c[cfg.id_column], table.c[cfg.updated_at_column]
 
 
 def bootstrap_position(
@@ -101,25 +85,11 @@ def bootstrap_position(
     """
     if source.config.resource(resource_type).updated_at_column is None:
         return None
-    _, id_col, ts_col = _columns(source, resource_type)
-    with source.engine.connect() as conn:
-        newest = conn.execute(
-            sa.select(ts_col, id_col)
-            .where(ts_col.is_not(None))
-            .order_by(ts_col.desc(), id_col.desc())
-            .limit(1)
-        ).first()
-        if newest is None:
-            return None
-        ts = _utc(newest[0])
-        assert ts is not None
-        window = conn.execute(
-            sa.select(id_col, ts_col)
-            .where(ts_col >= ts - settings.safety_window)
-            .order_by(ts_col.desc(), id_col.desc())
-            .limit(settings.max_seen)
-        ).all()
-    return TypePosition(ts, int(newest[1]), {(int(i), _stamp(t)) for i, t in window})
+    found = newest_change(source, resource_type, settings.safety_window, settings.max_seen)
+    if found is None:
+        return None
+    (newest_id, ts), window = found
+    return TypePosition(ts, newest_id, {(i, _stamp(t)) for i, t in window})
 
 
 def scan_changes(
@@ -137,37 +107,28 @@ def scan_changes(
     """
     if source.config.resource(resource_type).updated_at_column is None:
         return [], position  # nothing to scan: growth, full refresh and reconciliation cover it
-    _, id_col, ts_col = _columns(source, resource_type)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     pos = position or TypePosition(epoch, -1)
-    after = sa.or_(ts_col > pos.ts, sa.and_(ts_col == pos.ts, id_col > pos.last_id))
-    with source.engine.connect() as conn:
-        forward = conn.execute(
-            sa.select(id_col, ts_col)
-            .where(after)
-            .order_by(ts_col, id_col)
-            .limit(settings.max_changes_per_type)
-        ).all()
-        window: Sequence[Any] = []
-        if position is not None:
-            window = conn.execute(
-                sa.select(id_col, ts_col)
-                .where(ts_col >= pos.ts - settings.safety_window, sa.not_(after))
-                .order_by(ts_col.desc(), id_col.desc())
-                .limit(settings.max_window_rows)
-            ).all()
+    forward, window = changes_after(
+        source,
+        resource_type,
+        pos.ts,
+        pos.last_id,
+        settings.max_changes_per_type,
+        late_since=None if position is None else pos.ts - settings.safety_window,
+        late_limit=settings.max_window_rows,
+    )
     changes: list[Change] = []
     seen = set(pos.seen)
     for rows, late in ((window, True), (forward, False)):
         for resource_id, ts in rows:
-            pair = (int(resource_id), _stamp(ts))
+            pair = (resource_id, _stamp(ts))
             if pair in seen:
                 continue
             seen.add(pair)
             changes.append(Change(resource_type, pair[0], pair[1], late))
     if forward:
-        new_ts, new_id = _utc(forward[-1][1]), int(forward[-1][0])
-        assert new_ts is not None
+        new_id, new_ts = forward[-1]
     else:
         new_ts, new_id = pos.ts, pos.last_id
     if position is None and not forward:
@@ -195,12 +156,6 @@ def dependants_of(
 ) -> dict[str, set[int]]:
     """Resources whose documents embed the given ones: M2M links plus a genre's child genres."""
     out = source.dependants(resource_type, list(ids))
-    parent_column = source.config.genre_parent_column
-    if resource_type == "genre" and parent_column and ids:
-        table, id_col, _ = _columns(source, "genre")
-        with source.engine.connect() as conn:
-            children = conn.execute(
-                sa.select(id_col).where(table.c[parent_column].in_(list(ids)))
-            ).scalars()
-            out.setdefault("genre", set()).update(int(i) for i in children)
+    if resource_type == "genre" and source.config.genre_parent_column and ids:
+        out.setdefault("genre", set()).update(child_genres(source, ids))
     return {t: set(v) for t, v in out.items() if v}

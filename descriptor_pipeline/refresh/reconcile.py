@@ -7,20 +7,12 @@ catches what the sensors cannot see, such as a change that did not bump `updated
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
 from descriptor_pipeline.normalization import NORMALIZATION_VERSION
-from descriptor_pipeline.tables import (
-    descriptor_index,
-    normalized_descriptors,
-    quarantine,
-    raw_descriptors,
-)
+from descriptor_pipeline.tables import normalized_descriptors
 
 
 @dataclass
@@ -62,37 +54,7 @@ def reconcile_partition(
         catalog_ids.update(int(r["resource_id"]) for r in chunk.rows)
         catalog_hash.update({int(r["resource_id"]): r["raw_hash"] for r in good})
         del rejected  # quarantined on purpose: not something to repair
-    rid = partition.id_range
-
-    def in_partition(table: sa.Table) -> Any:
-        return sa.and_(
-            table.c.resource_type == partition.resource_type,
-            table.c.resource_id.between(rid.first, rid.last),
-        )
-
-    with store.engine.connect() as conn:
-        raw = dict(
-            conn.execute(
-                sa.select(raw_descriptors.c.resource_id, raw_descriptors.c.raw_hash).where(
-                    in_partition(raw_descriptors)
-                )
-            ).all()
-        )
-        index = {
-            int(i): (h, v)
-            for i, h, v in conn.execute(
-                sa.select(
-                    descriptor_index.c.resource_id,
-                    descriptor_index.c.content_hash,
-                    descriptor_index.c.normalization_version,
-                ).where(in_partition(descriptor_index))
-            )
-        }
-        quarantined = set(
-            conn.execute(
-                sa.select(quarantine.c.resource_id).where(in_partition(quarantine))
-            ).scalars()
-        )
+    raw, index, quarantined = store.reconcile_view(partition)
     # the documents the stored normalized rows would publish now, built by the same function
     # publishing uses: a different hash means the index lags behind its own pipeline
     expected: dict[int, str] = {}

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogSource
+from descriptor_pipeline.catalog_changes import existing_ids
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import IndexStore
 from descriptor_pipeline.refresh.queue import enqueue
@@ -34,14 +35,7 @@ def split_known_ids(
             f"unknown resource type {resource_type!r}; expected one of {', '.join(RESOURCE_TYPES)}"
         )
     wanted = sorted({int(i) for i in ids})
-    id_col = source.resource_table(resource_type).c[source.config.resource(resource_type).id_column]
-    known: set[int] = set()
-    with source.engine.connect() as conn:
-        for start in range(0, len(wanted), 1000):
-            batch = wanted[start : start + 1000]
-            known.update(
-                int(i) for i in conn.execute(sa.select(id_col).where(id_col.in_(batch))).scalars()
-            )
+    known = existing_ids(source, resource_type, wanted)
     return [i for i in wanted if i in known], [i for i in wanted if i not in known]
 
 
