@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from descriptor_pipeline.catalog_config import CatalogConfig, LinkTable
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
 from descriptor_pipeline.schema import SOURCE_COLUMNS
-from descriptor_pipeline.store_engine import create_engine
+from descriptor_pipeline.store_engine import create_engine, id_in
 from descriptor_pipeline.values import is_missing
 
 RAW_COLUMNS = (
@@ -293,8 +293,8 @@ class CatalogSource:
         """Just these rows (a scoped refresh); ids the catalog no longer has are absent."""
         select, id_col = self._raw_select(resource_type)
         with self.engine.connect() as conn:
-            rows = conn.execute(select.where(id_col.in_(list(ids))).order_by(id_col)).mappings()
-            rows = rows.all()
+            match = id_in(id_col, ids, conn.dialect.name)
+            rows = conn.execute(select.where(match).order_by(id_col)).mappings().all()
             links = self._links(conn, resource_type, IdRange(min(ids), max(ids)), ids)
         return self._records(rows, links)
 
@@ -318,7 +318,7 @@ class CatalogSource:
                 .where(child.c[cfg.id_column].between(span.first, span.last))
             )
             if ids is not None:
-                query = query.where(child.c[cfg.id_column].in_(list(ids)))
+                query = query.where(id_in(child.c[cfg.id_column], ids, conn.dialect.name))
             for source_id, target_id, name in conn.execute(query):
                 out.setdefault(source_id, {})["parent"] = [{"id": target_id, "name": name}]
         for key, link, target_type in self.config.links_of(resource_type):
@@ -335,7 +335,7 @@ class CatalogSource:
                 .order_by(lt.c[link.from_column], order)
             )
             if ids is not None:
-                query = query.where(lt.c[link.from_column].in_(list(ids)))
+                query = query.where(id_in(lt.c[link.from_column], ids, conn.dialect.name))
             for source_id, target_id, name in conn.execute(query):
                 out.setdefault(source_id, {}).setdefault(key, []).append(
                     {"id": target_id, "name": name}
@@ -355,7 +355,7 @@ class CatalogSource:
                     lt = self.link_table(link)
                     rows = conn.execute(
                         sa.select(lt.c[link.from_column])
-                        .where(lt.c[link.to_column].in_(ids))
+                        .where(id_in(lt.c[link.to_column], ids, conn.dialect.name))
                         .distinct()
                     )
                     out.setdefault(dependant_type, set()).update(r[0] for r in rows)

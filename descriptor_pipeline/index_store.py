@@ -25,6 +25,7 @@ from descriptor_pipeline.search import SearchHit
 from descriptor_pipeline.store_engine import (
     create_engine,
     dialect_insert,
+    id_in,
     not_older,
     run_migrations,
 )
@@ -141,7 +142,8 @@ class IndexStore(PartitionLedger):
         if vanished:
             conn.execute(
                 table.delete().where(
-                    table.c.resource_type == resource_type, table.c.resource_id.in_(vanished)
+                    table.c.resource_type == resource_type,
+                    id_in(table.c.resource_id, vanished, conn.dialect.name),
                 )
             )
             counts.deleted += len(vanished)
@@ -219,18 +221,12 @@ class IndexStore(PartitionLedger):
     ) -> list[dict[str, Any]]:
         if not ids:
             return []
-        if self.engine.dialect.name == "postgresql":
-            # one array parameter: an IN list of thousands of ids costs psycopg more to parse
-            # than the rows cost to read (`_split_query` topped a publish profile)
-            from sqlalchemy.dialects.postgresql import ARRAY
-
-            wanted = sa.any_(sa.bindparam("ids", list(ids), type_=ARRAY(sa.BigInteger)))
-            match = table.c.resource_id == wanted
-        else:
-            match = table.c.resource_id.in_(list(ids))
         query = (
             sa.select(table)
-            .where(table.c.resource_type == resource_type, match)
+            .where(
+                table.c.resource_type == resource_type,
+                id_in(table.c.resource_id, ids, self.engine.dialect.name),
+            )
             .order_by(table.c.resource_id)
         )
         return [dict(r) for r in conn.execute(query).mappings()]
@@ -303,7 +299,10 @@ class IndexStore(PartitionLedger):
         with self.engine.begin() as conn:
             result = conn.execute(
                 table.update()
-                .where(table.c.resource_type == resource_type, table.c.resource_id.in_(ids))
+                .where(
+                    table.c.resource_type == resource_type,
+                    id_in(table.c.resource_id, ids, self.engine.dialect.name),
+                )
                 .values({hash_column: forgotten})
             )
             self.forget_stage_tokens(conn, resource_type, IdRange(ids[0], ids[-1]))

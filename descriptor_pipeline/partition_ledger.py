@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.rejections import Rejection
-from descriptor_pipeline.store_engine import dialect_insert
+from descriptor_pipeline.store_engine import dialect_insert, id_in
 from descriptor_pipeline.tables import (
     descriptor_index,
     quality_profiles,
@@ -258,7 +258,7 @@ class PartitionLedger:
         if resolved_ids is not None:
             if not resolved_ids:
                 return
-            clear = sa.and_(clear, q.c.resource_id.in_(sorted(resolved_ids)))
+            clear = sa.and_(clear, id_in(q.c.resource_id, resolved_ids, conn.dialect.name))
         conn.execute(q.delete().where(clear))
 
     def quarantined_ids(
