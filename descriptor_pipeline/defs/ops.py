@@ -10,6 +10,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from descriptor_pipeline.defs.assets import NO_RUN_RETRY
 from descriptor_pipeline.defs.partitions import all_partitions
 from descriptor_pipeline.defs.resources import CatalogResource, IndexStoreResource, PipelineSettings
 from descriptor_pipeline.refresh.queue import enqueue
@@ -68,7 +69,8 @@ def queue_reindex(
 ) -> dg.Output[int]:
     known, unknown = split_known_ids(catalog.source(), config.resource_type, config.ids)
     enqueue(index_store.store(), {config.resource_type: known}, "targeted")
-    if unknown:
+    if unknown:  # a typo stays a typo: neither the step nor the daemon's run retry repeats it
+        context.instance.add_run_tags(context.run.run_id, NO_RUN_RETRY)
         raise dg.Failure(
             description=f"{len(unknown)} of {len(set(config.ids))} {config.resource_type} ids are "
             f"not in the catalog: {unknown[:50]}. The {len(known)} known ids were queued.",
