@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import GROUP
 from descriptor_pipeline.defs.partitions import all_partitions, register_id_ranges
+from descriptor_pipeline.defs.resources import FreshnessSettings
 from descriptor_pipeline.freshness import partitions_with_rows
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.refresh.queue import queue_depth
@@ -454,7 +455,8 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
     if pg_instance:
         url = fresh_pg_database(stack, args.pg_url, "bench_launched_dagster", "postgresql+psycopg2")
         env["DAGSTER_POSTGRES_URL"] = os.environ["DAGSTER_POSTGRES_URL"] = url
-    range_size = args.range_size or (1000 if args.catalog == "demo" else 10_000)
+    default_size = FreshnessSettings().id_range_size  # the growth sensor's
+    range_size = args.range_size or (1000 if args.catalog == "demo" else default_size)
     for p, home in homes.items():
         with dg.DagsterInstance.from_config(str(home)) as instance:
             register_id_ranges(instance, source, range_size)
@@ -564,7 +566,8 @@ def main(argv: list[str] | None = None) -> None:
         help="the launched path's instance: SQLite or dagster-postgres storage")  # fmt: skip
     add("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
         help="server for the instance's fresh database (--instance postgres)")  # fmt: skip
-    add("--range-size", type=int, help="ids per id range (default 1000 demo, else 10000)")
+    add("--range-size", type=int,
+        help="ids per id range (default 1000 demo, else freshness.id_range_size)")  # fmt: skip
     add("--change-type", default="artist", help="resource type of the row edited in 2. and 3.")
     add("--repeats", type=int, default=3, help="edits / reindex requests per way (2. and 3.)")
     add("--timeout", type=float, default=3600, help="seconds the backfill may take")

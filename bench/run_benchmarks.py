@@ -244,6 +244,7 @@ def freshness_gate(
     """What `full_refresh_schedule` evaluates before it requests runs, timed: the partitions
     that are not current (`descriptor_pipeline.freshness`)."""
     from descriptor_pipeline.catalog import CatalogSource
+    from descriptor_pipeline.defs.resources import FreshnessSettings
     from descriptor_pipeline.freshness import stale_partitions
     from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
     from descriptor_pipeline.index_store import IndexStore
@@ -255,7 +256,8 @@ def freshness_gate(
     started = time.perf_counter()
     source, store = CatalogSource(engine), IndexStore(engine)
     wanted = [DescriptorPartition(t, IdRange.parse(r)) for t, r in partitions]
-    stale = stale_partitions(source, store, wanted, normalization_context(source), PUBLISHED_TABLE)
+    ctx, budget = normalization_context(source), FreshnessSettings().gate_budget_seconds
+    stale = stale_partitions(source, store, wanted, ctx, PUBLISHED_TABLE, budget)
     seconds = time.perf_counter() - started
     engine.dispose()
     return seconds, [(p.resource_type, p.id_range.key) for p in stale]

@@ -68,13 +68,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     import dagster as dg
 
+    from descriptor_pipeline.defs import resources
     from descriptor_pipeline.defs.assets import descriptor_assets
     from descriptor_pipeline.defs.partitions import (
         all_partitions,
         multi_partition_key,
         register_id_ranges,
     )
-    from descriptor_pipeline.defs.resources import PipelineSettings, build_resources
     from descriptor_pipeline.refresh.tags import run_tags
 
     if not os.environ.get("DAGSTER_HOME"):
@@ -85,7 +85,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
         return 2
     instance = dg.DagsterInstance.get()
-    added = register_id_ranges(instance, _catalog(), args.range_size)
+    size = args.range_size or resources.FreshnessSettings().id_range_size  # the growth sensor's
+    added = register_id_ranges(instance, _catalog(), size)
     from descriptor_pipeline.freshness import partitions_with_rows
 
     registered = all_partitions(instance)
@@ -104,8 +105,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             partition_key=multi_partition_key(partition),
             instance=instance,
             resources={
-                **build_resources(),
-                "settings": PipelineSettings(publish_table=args.publish_table),
+                **resources.build_resources(),
+                "settings": resources.PipelineSettings(publish_table=args.publish_table),
             },
             raise_on_error=False,
             tags=run_tags("cli_backfill"),
@@ -297,10 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_seed)
     p = sub.add_parser("backfill", help="materialize every partition in-process on $DAGSTER_HOME")
     p.add_argument(
-        "--range-size",
-        type=int,
-        default=10_000,
-        help="ids per new id range (existing ranges keep theirs)",
+        "--range-size", type=int, help="ids per new id range (default freshness.id_range_size)"
     )
     p.add_argument(
         "--publish-table",

@@ -26,8 +26,6 @@ from descriptor_pipeline.tables import normalized_descriptors
 
 NORMALIZE = "normalize"
 PUBLISH = "publish"
-# a schedule tick times out after about 60 s; one fingerprint costs ~0.1 s per 10k rows
-GATE_BUDGET_SECONDS = 30.0
 
 
 def _digest(*parts: str) -> str:
@@ -84,11 +82,12 @@ def stale_partitions(
     partitions: Sequence[DescriptorPartition],
     ctx: NormalizationContext,
     table_name: str,
-    budget_seconds: float = GATE_BUDGET_SECONDS,
+    budget_seconds: float,
 ) -> list[DescriptorPartition]:
-    """The partitions a full refresh must run, in the order given. Past the time budget the
-    rest are returned unexamined: running a current partition costs a run, skipping a stale
-    one would cost correctness, and a schedule tick has a time limit."""
+    """The partitions a full refresh must run, in the order given. Past the time budget
+    (`FreshnessSettings.gate_budget_seconds`) the rest are returned unexamined: running a
+    current partition costs a run, skipping a stale one would cost correctness, and a schedule
+    tick has a time limit."""
     deadline = time.monotonic() + budget_seconds
     out = []
     for index, partition in enumerate(partitions):

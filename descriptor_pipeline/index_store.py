@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from descriptor_pipeline import search as search_module
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.partition_ledger import PartitionLedger
+from descriptor_pipeline.partition_lock import WAIT_SECONDS
 from descriptor_pipeline.search import SearchHit
 from descriptor_pipeline.store_engine import (
     create_engine,
@@ -64,6 +65,7 @@ class IndexStore(PartitionLedger):
 
     engine: sa.Engine
     _now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    lock_wait: float = WAIT_SECONDS  # seconds a stage waits for its partition lock
 
     @property
     def dialect(self) -> str:

@@ -7,8 +7,9 @@ holds a lock on (stage, partition) from reading its input to its last write: on 
 transaction-level advisory lock on the index database (released when the transaction ends, or
 when a killed run's connection drops); on SQLite an OS file lock beside the database file (one
 SQLite file is one machine; the kernel drops the lock when the process dies). A second run waits
-at most `WAIT_SECONDS`, then fails with `PartitionBusy`, which is transient: the step's
-RetryPolicy tries again. The upserts' `not_older` guard stays as the second line of defence.
+at most the store's `lock_wait` (`IndexStoreResource.lock_wait_seconds`, `WAIT_SECONDS` by
+default), then fails with `PartitionBusy`, which is transient: the step's RetryPolicy tries
+again. The upserts' `not_older` guard stays as the second line of defence.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.id_ranges import DescriptorPartition
 
+# the default of IndexStoreResource.lock_wait_seconds, and of a store opened outside a run
 WAIT_SECONDS = 600.0  # a partition's stage takes seconds; a longer wait means a stuck writer
 POLL_SECONDS = 0.1  # the SQLite file lock is polled (flock has no timeout)
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
@@ -71,14 +73,14 @@ def held(
 
 @contextmanager
 def held_all(
-    engine: sa.Engine, partitions: list[DescriptorPartition], stage: str
+    engine: sa.Engine, partitions: list[DescriptorPartition], stage: str, wait: float = WAIT_SECONDS
 ) -> Iterator[None]:
     """Hold the stage's lock on every partition, taken in key order (no two holders wait on
     each other): a check forgetting hashes must not land inside another run's whole pass,
     which would then record its token over rows left to redo."""
     with ExitStack() as stack:
         for partition in sorted(set(partitions), key=lambda p: p.key):
-            stack.enter_context(held(engine, partition, stage))
+            stack.enter_context(held(engine, partition, stage, wait))
         yield
 
 
@@ -123,7 +125,8 @@ def _file_lock(
 
 
 def serialized(stage: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorate a stage function taking `store` and `partition`: it runs under their lock."""
+    """Decorate a stage function taking `store` and `partition`: it runs under their lock,
+    waiting for it at most the store's `lock_wait`."""
 
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(function)
@@ -131,7 +134,8 @@ def serialized(stage: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @functools.wraps(function)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             bound = signature.bind(*args, **kwargs).arguments
-            with held(bound["store"].engine, bound["partition"], stage):
+            store = bound["store"]
+            with held(store.engine, bound["partition"], stage, store.lock_wait):
                 return function(*args, **kwargs)
 
         return run

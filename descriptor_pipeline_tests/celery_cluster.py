@@ -246,9 +246,21 @@ def group_alive(group: int) -> bool:
     return True
 
 
+def code_location_job(name: str) -> dg.JobDefinition:
+    """The code location's job `name`: how the run process and the workers rebuild the job a
+    resume runs (`dg.build_reconstructable_job` names this function)."""
+    from descriptor_pipeline.definitions import defs
+
+    return defs.resolve_job_def(name)
+
+
 def resume_from_failure(parent_run_id: str) -> bool:
     """Re-execute `parent_run_id` from failure on the instance in DAGSTER_HOME."""
-    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    # Private, for want of a public equivalent: which steps a resume would run. The public
+    # `ReexecutionOptions.from_failure` is only a marker that `execute_job` resolves from the
+    # parent's execution-plan snapshot and STEP_* events, which no public DagsterInstance
+    # method reads; given nothing to run, execute_job makes a failed run ("Cannot perform
+    # reexecution with in-memory io managers"), the error a real misconfiguration gives too.
     from dagster._core.execution.plan.state import KnownExecutionState
 
     with dg.DagsterInstance.get() as instance:
@@ -260,9 +272,12 @@ def resume_from_failure(parent_run_id: str) -> bool:
             # refuses an empty re-execution ("in-memory io managers"), and there is nothing to do
             print(f"nothing to resume: every step of {parent_run_id} succeeded")
             return True
-        job = ReconstructableRepository.for_module(
-            "descriptor_pipeline.definitions", "defs", str(REPO)
-        ).get_reconstructable_job(parent.job_name)
+        job = dg.build_reconstructable_job(
+            "descriptor_pipeline_tests.celery_cluster",  # not __main__: the workers import it
+            "code_location_job",
+            (parent.job_name,),
+            reconstructor_working_directory=str(REPO),
+        )
         tags = {k: v for k, v in parent.tags.items()
                 if k not in ("dagster/parent_run_id", "dagster/root_run_id")}
         result = dg.execute_job(

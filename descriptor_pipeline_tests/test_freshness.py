@@ -12,9 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from descriptor_pipeline.defs import schedules
+from descriptor_pipeline.defs.resources import FreshnessSettings
 from descriptor_pipeline.freshness import is_current, stale_partitions
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.refresh.tags import scope_tags
+from descriptor_pipeline.rules import NormalizationContext
 from descriptor_pipeline.stages import normalization_context
 from descriptor_pipeline.tables import PUBLISHED_TABLE, descriptor_index, normalized_descriptors
 from descriptor_pipeline_tests.conftest import Deployment, is_postgres, metadata_of
@@ -74,6 +76,10 @@ def test_a_whole_build_is_current_its_rerun_reads_nothing_and_the_schedule_skips
         assert meta["input_unchanged"] is True and meta["rows_read"] == 0, (asset, meta)
         assert meta["rows_unchanged"] > 0 and meta["rows_written"] == 0
     assert current(dep, TRACKS)
+    # the gate's time budget is the freshness resource's: once spent, the rest are requested
+    dep.freshness = FreshnessSettings(gate_budget_seconds=-1.0)
+    requests = run_schedule(dep)
+    assert isinstance(requests, list) and len(requests) == 9
 
 
 def edit_notes(dep: Deployment, artist_id: int, notes: str) -> None:
@@ -166,10 +172,16 @@ def test_new_rules_or_another_table_make_every_built_partition_stale(
     assert dep.materialize(ARTISTS).success
     source = dep.catalog
     ctx = normalization_context(source)
-    assert stale_partitions(source, dep.store, [ARTISTS], ctx, PUBLISHED_TABLE) == []
+    budget = dep.freshness.gate_budget_seconds
+
+    def stale(
+        ctx: NormalizationContext, table: str, seconds: float = budget
+    ) -> list[DescriptorPartition]:
+        return stale_partitions(source, dep.store, [ARTISTS], ctx, table, seconds)
+
+    assert stale(ctx, PUBLISHED_TABLE) == []
     bumped = dataclasses.replace(ctx, profiles_fingerprint="another profile")
-    assert stale_partitions(source, dep.store, [ARTISTS], bumped, PUBLISHED_TABLE) == [ARTISTS]
-    shadow = "descriptor_index_shadow"
-    assert stale_partitions(source, dep.store, [ARTISTS], ctx, shadow) == [ARTISTS]
+    assert stale(bumped, PUBLISHED_TABLE) == [ARTISTS]
+    assert stale(ctx, "descriptor_index_shadow") == [ARTISTS]
     # past its time budget the gate stops examining and returns the rest: never skips one
-    assert stale_partitions(source, dep.store, [ARTISTS], ctx, PUBLISHED_TABLE, -1.0) == [ARTISTS]
+    assert stale(ctx, PUBLISHED_TABLE, -1.0) == [ARTISTS]

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.catalog import CatalogChunk, CatalogSource
 from descriptor_pipeline.defs.checks import _forget_if_blocked
+from descriptor_pipeline.defs.resources import IndexStoreResource
 from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.partition_lock import PartitionBusy, held
@@ -120,6 +121,21 @@ def test_a_wait_is_bounded_and_ends_in_a_transient_error(
             pass
     with held(engine, ARTISTS_0, "raw", wait=0.5):  # released
         pass
+
+
+def test_a_stage_waits_as_long_as_the_index_store_resource_says(
+    backend_deployment: Deployment,
+) -> None:
+    """`IndexStoreResource.lock_wait_seconds` reaches a stage's lock through the store it
+    hands out (the default, 600 s, would hold this test for ten minutes)."""
+    dep = backend_deployment
+    store = IndexStoreResource(url=dep.index_url, lock_wait_seconds=0.5).store()
+    assert store.engine is dep.store.engine  # still one engine per URL and process
+    with held(dep.store.engine, ARTISTS_0, "raw"):
+        started = time.monotonic()
+        with pytest.raises(PartitionBusy):
+            extract_raw(dep.catalog, store, ARTISTS_0, dep.chunk_size)
+        assert 0.4 < time.monotonic() - started < 10
 
 
 def test_a_killed_holder_frees_the_lock(backend_deployment: Deployment) -> None:

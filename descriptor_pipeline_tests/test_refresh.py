@@ -277,7 +277,7 @@ def test_growth_sensor_adds_ranges_and_requests_them(deployment: Deployment) -> 
     dep = deployment
     result = tick(sensors.catalog_growth_sensor, dep)
     (add,) = result.dynamic_partitions_requests
-    assert list(add.partition_keys) == ["000000000-000009999"]  # settings.id_range_size
+    assert list(add.partition_keys) == ["000000000-000009999"]  # freshness.id_range_size
     assert len(result.run_requests) == 4
     assert {r.tags[TAG_MODE] for r in result.run_requests} == {"growth"}
     dep.instance.add_dynamic_partitions("id_range", list(add.partition_keys))
@@ -294,6 +294,16 @@ def test_growth_sensor_adds_ranges_and_requests_them(deployment: Deployment) -> 
     assert list(grown.dynamic_partitions_requests[0].partition_keys) == ["000010000-000019999"]
     # only the pair that holds the new row runs: the other three types have no row there
     assert partition_keys(grown.run_requests) == ["000010000-000019999|genre"]
+
+
+def test_growth_sensor_sizes_new_ranges_by_the_freshness_resource(deployment: Deployment) -> None:
+    deployment.freshness = FreshnessSettings(id_range_size=1000)
+    (add,) = tick(sensors.catalog_growth_sensor, deployment).dynamic_partitions_requests
+    assert list(add.partition_keys) == [
+        "000000000-000000999",
+        "000001000-000001999",
+        "000002000-000002999",
+    ]
 
 
 # ---------------------------------------------------------------- full refresh, reconciliation

@@ -174,7 +174,7 @@ def _forget_if_blocked(
     stage, table, column = ("raw", raw_table, "raw_hash")
     if layer != "raw":
         stage, table, column = ("normalize", normalized_table, "input_hash")
-    with held_all(store.engine, partitions, stage):
+    with held_all(store.engine, partitions, stage, store.lock_wait):
         for partition in partitions if layer == "raw" else []:
             store.record_fingerprint(partition, None)
         ids = frame["resource_id"].astype(int)

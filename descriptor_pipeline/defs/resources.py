@@ -3,7 +3,7 @@ from environment variables through `EnvVar`, resolved when a run starts, never a
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -14,6 +14,7 @@ from pydantic import Field
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import IndexStore, open_store
+from descriptor_pipeline.partition_lock import WAIT_SECONDS
 from descriptor_pipeline.quality.reports import data_docs_root, data_docs_url
 from descriptor_pipeline.quality.results import DEFAULT_PER_TYPE, DEFAULTS, Thresholds
 from descriptor_pipeline.refresh.settings import DEFAULT_SETTINGS, RefreshSettings
@@ -37,9 +38,16 @@ class IndexStoreResource(dg.ConfigurableResource):
     """The pipeline's stage tables and the published index."""
 
     url: str = Field(description="SQLAlchemy URL of the index database.")
+    lock_wait_seconds: float = Field(
+        default=WAIT_SECONDS,
+        description="How long a stage waits for another run's lock on the same partition and "
+        "stage before it fails with PartitionBusy (retried by the step's RetryPolicy); a stage "
+        "takes seconds, so a longer wait means a stuck writer.",
+    )
 
     def store(self) -> IndexStore:
-        return open_store(self.url)
+        # one engine per URL and process (open_store); the wait rides on this run's copy
+        return replace(open_store(self.url), lock_wait=self.lock_wait_seconds)
 
 
 class PipelineSettings(dg.ConfigurableResource):
@@ -50,11 +58,6 @@ class PipelineSettings(dg.ConfigurableResource):
         default="descriptor_index",
         description="Where descriptor_index writes: the published table, or "
         "descriptor_index_shadow for a full rebuild that is swapped in afterwards (Postgres).",
-    )
-    id_range_size: int = Field(
-        default=10_000,
-        description="Ids per new id-range partition, read by catalog_growth_sensor when it adds "
-        "ranges (existing ranges keep their size).",
     )
 
 
@@ -152,8 +155,10 @@ class QualitySettings(dg.ConfigurableResource):
 
 
 class FreshnessSettings(dg.ConfigurableResource):
-    """How much the refresh sensors do per tick (a tick has about 60 s) and how far back the
-    incremental sensor looks for late commits (docs/refresh.md)."""
+    """How much the refresh sensors and the full-refresh schedule do per tick (a tick has about
+    60 s), how far back the incremental sensor looks for late commits, and the size of new id
+    ranges (docs/refresh.md). Sensors and schedules read it where the code location builds its
+    resources: a tick has no launchpad."""
 
     safety_window_seconds: int = Field(
         default=int(DEFAULT_SETTINGS.safety_window.total_seconds()),
@@ -187,6 +192,18 @@ class FreshnessSettings(dg.ConfigurableResource):
     new_ranges_per_tick: int = Field(
         default=50,
         description="Id ranges catalog_growth_sensor adds per tick at most.",
+    )
+    id_range_size: int = Field(
+        default=10_000,
+        description="Ids per new id-range partition, read by catalog_growth_sensor when it adds "
+        "ranges (existing ranges keep their size).",
+    )
+    gate_budget_seconds: float = Field(
+        # a tick times out after about 60 s; one fingerprint costs ~0.1 s per 10k rows
+        default=30.0,
+        description="Seconds full_refresh_schedule's freshness gate spends per tick on "
+        "fingerprints; past them the rest are requested unexamined (a run too many, never a "
+        "stale partition skipped).",
     )
 
     def limits(self) -> RefreshSettings:

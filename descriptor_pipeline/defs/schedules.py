@@ -14,6 +14,7 @@ from descriptor_pipeline.defs.jobs import reconcile_job, refresh_descriptors_job
 from descriptor_pipeline.defs.partitions import all_partitions, multi_partition_key
 from descriptor_pipeline.defs.resources import (
     CatalogResource,
+    FreshnessSettings,
     IndexStoreResource,
     PipelineSettings,
 )
@@ -38,6 +39,7 @@ def full_refresh_schedule(
     catalog: CatalogResource,
     index_store: IndexStoreResource,
     settings: PipelineSettings,
+    freshness: FreshnessSettings,
 ) -> list[dg.RunRequest] | dg.SkipReason:
     registered = all_partitions(context.instance)
     if not registered:
@@ -52,7 +54,9 @@ def full_refresh_schedule(
         context.log.warning(f"freshness gate skipped, every partition requested: {exc}")
         partitions = occupied
     else:
-        partitions = stale_partitions(source, store, occupied, context_now, settings.publish_table)
+        budget = freshness.gate_budget_seconds
+        table = settings.publish_table
+        partitions = stale_partitions(source, store, occupied, context_now, table, budget)
     if not partitions:
         return dg.SkipReason(
             f"all {len(occupied)} partitions with rows are current: catalog fingerprints, "

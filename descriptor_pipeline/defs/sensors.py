@@ -20,7 +20,6 @@ from descriptor_pipeline.defs.resources import (
     CatalogResource,
     FreshnessSettings,
     IndexStoreResource,
-    PipelineSettings,
 )
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, RangeLookup
 from descriptor_pipeline.refresh.changes import (
@@ -67,12 +66,11 @@ def pending_partition_keys(instance: dg.DagsterInstance) -> set[str]:
 def catalog_growth_sensor(
     context: dg.SensorEvaluationContext,
     catalog: CatalogResource,
-    settings: PipelineSettings,
     freshness: FreshnessSettings,
 ) -> dg.SensorResult:
     existing = context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME)
     source = catalog.source()
-    size = range_size_of(existing, settings.id_range_size)
+    size = range_size_of(existing, freshness.id_range_size)
     starts, not_positive = source.range_starts(size)
     if not_positive:
         context.log.warning(
