@@ -295,15 +295,16 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
     assert celery_rows == local_rows
     keys = [(r[0], r[1]) for r in celery_rows]
     assert len(keys) == len(set(keys))
-    # published once: per partition and asset, one materialization that wrote the rows; a second
-    # one only where a worker was stopped between its commit and its step's end, and that
-    # re-run wrote nothing
+    # published once: per partition and asset at most one materialization wrote rows; a second
+    # one only where the broker went between a step's commit and its end, and that re-run wrote
+    # nothing (when the cut landed after the commit and before the step's event was stored, the
+    # resume's materialization is the only one and reads its input unchanged: 0 rows written)
     for asset in ("raw_descriptors", "normalized_descriptors", "descriptor_index"):
         by_partition = materializations(instance, asset)
         assert sorted(by_partition) == sorted(f"{RANGE.key}|{t}" for t in types), asset
         for key, records in by_partition.items():
-            assert 1 <= len(records) <= 2 and rows_written(records[0]) > 0, (asset, key)
-            assert all(rows_written(r) == 0 for r in records[1:]), (asset, key)
+            written = [rows_written(r) for r in records]
+            assert 1 <= len(records) <= 2 and sum(w > 0 for w in written) <= 1, (asset, key)
     # the step that was mid-flight when the broker went was stopped: only its resume published
     (track_raw,) = materializations(instance, "raw_descriptors")[f"{RANGE.key}|track"]
     assert track_raw.run_id in resumed_ids, "the cut step published in the failed run"
