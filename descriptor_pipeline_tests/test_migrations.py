@@ -13,7 +13,7 @@ from descriptor_pipeline.tables import metadata
 
 def _migrated_tables(url: str) -> set[str]:
     engine = create_engine(url)
-    assert run_migrations(engine) == "0010"
+    assert run_migrations(engine) == "0011"
     tables = set(sa.inspect(engine).get_table_names())
     engine.dispose()
     return tables
@@ -40,7 +40,7 @@ def test_a_missing_table_names_itself_its_database_and_what_to_run(tmp_path: Pat
         run_migrations(engine)
     message = str(error.value)
     assert "no table descriptor_quarantine" in message and url in message
-    assert "at migration 0010 of 0010" in message
+    assert "at migration 0011 of 0011" in message
     assert "rebuild the index database" in message and "descriptor-pipeline migrate" in message
     engine.dispose()
 
@@ -51,6 +51,6 @@ def test_a_database_behind_the_code_is_told_to_migrate(tmp_path: Path) -> None:
     with pytest.raises(MissingTablesError) as error:
         run_migrations(engine, "0001")  # the refresh tables come with 0002
     message = str(error.value)
-    assert "descriptor_refresh_requests" in message and "at migration 0001 of 0010" in message
+    assert "descriptor_refresh_requests" in message and "at migration 0001 of 0011" in message
     assert f"Run `descriptor-pipeline migrate` with DESCRIPTOR_INDEX_URL={url}" in message
     engine.dispose()

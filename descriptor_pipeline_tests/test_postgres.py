@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -159,7 +161,7 @@ def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str)
 
 def test_migrations_are_idempotent(pg_url: str) -> None:
     engine = create_engine(pg_url)
-    assert run_migrations(engine) == run_migrations(engine) == "0010"
+    assert run_migrations(engine) == run_migrations(engine) == "0011"
     engine.dispose()
 
 
@@ -220,3 +222,43 @@ def test_init_instance_creates_the_pools_once_and_keeps_an_operators_limit(
     second = init()
     assert "pool descriptor_catalog: limit 5 (kept)" in second
     assert "pool descriptor_index_writer: limit 2 (kept)" in second
+
+
+def test_two_publishes_sharing_new_words_take_turns_instead_of_deadlocking(pg_url: str) -> None:
+    """Each publish holds its partition in one transaction; the vocabulary trigger inserts the
+    new words of every statement. A inserts `alphaword`, B `betaword`, then each the other's:
+    with 0010's trigger each waits on the other's uncommitted word and PostgreSQL aborts one
+    ("deadlock detected", seen in a 100k backfill). Now B's first new word waits for A."""
+    engine = create_engine(pg_url)
+    run_migrations(engine)
+    probe = "vocab_probe"  # the index's word triggers on a two-column table of the test's own
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {probe} (search_name text, search_aliases text)"))
+        for statement in pg._VOCABULARY.postgres_word_triggers(probe):
+            conn.execute(sa.text(statement))
+    insert = sa.text(f"INSERT INTO {probe} VALUES (:name, '')")
+    errors: list[BaseException] = []
+
+    def publish_b() -> None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text("SET LOCAL deadlock_timeout = '100ms'"))
+                conn.execute(insert, {"name": "betaword"})
+                conn.execute(insert, {"name": "alphaword"})
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL deadlock_timeout = '100ms'"))
+        conn.execute(insert, {"name": "alphaword"})
+        b = threading.Thread(target=publish_b)
+        b.start()
+        time.sleep(1.0)  # B has started; with 0010's trigger it holds betaword by now
+        conn.execute(insert, {"name": "betaword"})
+    b.join(60)
+    assert not b.is_alive() and errors == [], errors
+    with engine.connect() as conn:
+        words = set(conn.execute(sa.text("SELECT word FROM descriptor_index_words")).scalars())
+        assert {"alphaword", "betaword"} <= words
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {probe}")).scalar_one() == 4
+    engine.dispose()
