@@ -84,12 +84,32 @@ def held_all(
         yield
 
 
+def under_all(
+    engine: sa.Engine,
+    partitions: list[DescriptorPartition],
+    stage: str,
+    wait: float,
+    action: Callable[[], None],
+) -> bool:
+    """Run `action` holding the stage's lock on every partition (`held_all`). If another
+    writer keeps one past the wait, run it anyway and return False: for a check forgetting
+    rejected rows, late beats never (a retry would find the stage current and lose them)."""
+    try:
+        with held_all(engine, partitions, stage, wait):
+            action()
+        return True
+    except PartitionBusy:
+        action()
+        return False
+
+
 @contextmanager
 def _advisory_lock(
     engine: sa.Engine, partition: DescriptorPartition, stage: str, wait: float
 ) -> Iterator[None]:
     with engine.connect() as conn, conn.begin():
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(wait * 1000)}ms'")
+        # 0 would mean no timeout at all: at least 1 ms
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{max(1, int(wait * 1000))}ms'")
         try:
             conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(stage, partition)}

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +25,7 @@ from descriptor_pipeline.defs.checks import _forget_if_blocked
 from descriptor_pipeline.defs.resources import IndexStoreResource
 from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
-from descriptor_pipeline.partition_lock import PartitionBusy, held
+from descriptor_pipeline.partition_lock import PartitionBusy, held, under_all
 from descriptor_pipeline.raw_stage import extract_raw
 from descriptor_pipeline_tests.conftest import Deployment, metadata_of
 
@@ -195,8 +196,9 @@ def test_a_blocking_check_forgets_hashes_only_between_whole_passes(
 
     before = input_hash()
     assert before
+    store = replace(dep.store, lock_wait=20.0)  # a failed assertion frees the thread soon
     forgot = threading.Thread(
-        target=_forget_if_blocked, args=(blocked, frame, dep.store, "normalized", [ARTISTS_0])
+        target=_forget_if_blocked, args=(blocked, frame, store, "normalized", [ARTISTS_0])
     )
     with held(dep.store.engine, ARTISTS_0, "normalize"):  # another run's whole pass
         forgot.start()
@@ -205,3 +207,21 @@ def test_a_blocking_check_forgets_hashes_only_between_whole_passes(
     forgot.join(60)
     assert not forgot.is_alive()
     assert input_hash() in (None, "")  # redone and re-validated by the next run
+
+
+def test_a_forget_that_outwaits_the_lock_still_happens(backend_deployment: Deployment) -> None:
+    """A stuck writer holds the lock past the wait: the rejected rows are forgotten anyway
+    (late beats never: a retried step would find the stage current and lose them)."""
+    dep = backend_deployment
+    dep.register()
+    assert dep.materialize(ARTISTS_0).success
+    done: list[bool] = []
+    with held(dep.store.engine, ARTISTS_0, "normalize"):
+        forgot = threading.Thread(
+            target=lambda: done.append(
+                under_all(dep.store.engine, [ARTISTS_0], "normalize", 0.5, lambda: None)
+            )
+        )
+        forgot.start()
+        forgot.join(30)
+        assert done == [False]  # ran without the lock, while the holder still held it

@@ -26,7 +26,7 @@ from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs.resources import QualitySettings
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore
-from descriptor_pipeline.partition_lock import held_all
+from descriptor_pipeline.partition_lock import under_all
 from descriptor_pipeline.quality.drift import baseline_note, compare_profiles, plot_metrics
 from descriptor_pipeline.quality.frames import (
     FUTURE_SKEW,
@@ -174,11 +174,14 @@ def _forget_if_blocked(
     stage, table, column = ("raw", raw_table, "raw_hash")
     if layer != "raw":
         stage, table, column = ("normalize", normalized_table, "input_hash")
-    with held_all(store.engine, partitions, stage, store.lock_wait):
+
+    def forget() -> None:
         for partition in partitions if layer == "raw" else []:
             store.record_fingerprint(partition, None)
         ids = frame["resource_id"].astype(int)
         store.invalidate(table, column, partitions[0].resource_type, ids)
+
+    under_all(store.engine, partitions, stage, store.lock_wait, forget)
 
 
 def _parameters(layer: Layer, group: list[PartitionWork], catalog_rows: int) -> dict[str, Any]:

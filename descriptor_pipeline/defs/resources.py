@@ -40,6 +40,8 @@ class IndexStoreResource(dg.ConfigurableResource):
     url: str = Field(description="SQLAlchemy URL of the index database.")
     lock_wait_seconds: float = Field(
         default=WAIT_SECONDS,
+        gt=0,
+        le=86_400,
         description="How long a stage waits for another run's lock on the same partition and "
         "stage before it fails with PartitionBusy (retried by the step's RetryPolicy); a stage "
         "takes seconds, so a longer wait means a stuck writer.",
@@ -195,6 +197,7 @@ class FreshnessSettings(dg.ConfigurableResource):
     )
     id_range_size: int = Field(
         default=10_000,
+        gt=0,
         description="Ids per new id-range partition, read by catalog_growth_sensor when it adds "
         "ranges (existing ranges keep their size).",
     )
