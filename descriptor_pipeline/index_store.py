@@ -206,10 +206,10 @@ class IndexStore(PartitionLedger):
                 .limit(chunk_size)
             )
             if conn is not None:
-                records = [dict(r) for r in conn.execute(query).mappings()]
+                records = [dict(r) for r in conn.execute(query).mappings().all()]
             else:
                 with self.engine.connect() as own:
-                    records = [dict(r) for r in own.execute(query).mappings()]
+                    records = [dict(r) for r in own.execute(query).mappings().all()]
             last = (
                 int(records[-1]["resource_id"])
                 if len(records) == chunk_size
@@ -231,7 +231,7 @@ class IndexStore(PartitionLedger):
             )
             .order_by(table.c.resource_id)
         )
-        return [dict(r) for r in conn.execute(query).mappings()]
+        return [dict(r) for r in conn.execute(query).mappings().all()]
 
     def rows_to_redo(
         self,
@@ -254,7 +254,7 @@ class IndexStore(PartitionLedger):
             )
             .order_by(table.c.resource_id)
         )
-        return [dict(r) for r in conn.execute(query).mappings()]
+        return [dict(r) for r in conn.execute(query).mappings().all()]
 
     def occupied(self, partitions: Sequence[DescriptorPartition]) -> set[DescriptorPartition]:
         """Partitions that hold rows in any stage table (so a catalog deletion still runs)."""
