@@ -137,7 +137,8 @@ class IndexStore(PartitionLedger):
             if self.dialect == "postgresql":
                 from descriptor_pipeline.index_store_postgres import copy_upsert
 
-                copy_upsert(conn, table, hash_column, changed)
+                all_new = not seen & existing.keys()  # none of the span's rows is stored
+                copy_upsert(conn, table, hash_column, changed, all_new)
             else:
                 self._upsert(conn, table, hash_column, changed)
         vanished = [i for i in existing if i not in seen and i not in keep_ids]

@@ -26,16 +26,35 @@ PREVIOUS_TABLE = "descriptor_index_previous"
 
 
 def copy_upsert(
-    conn: sa.Connection, table: sa.Table, hash_column: str, rows: Sequence[dict[str, Any]]
+    conn: sa.Connection,
+    table: sa.Table,
+    hash_column: str,
+    rows: Sequence[dict[str, Any]],
+    all_new: bool = False,
 ) -> None:
     """COPY the changed rows into a temp staging table, then one INSERT … ON CONFLICT.
 
     The WHERE on the hash makes the upsert a no-op for a row another writer already brought
-    up to date, so no tuple is rewritten without a change.
+    up to date, so no tuple is rewritten without a change. `all_new`: the table holds none of
+    these rows (read in this transaction, under the partition's stage lock, so no other
+    writer can add them): COPY straight into the table (a first build's every chunk).
     """
     columns = [c.name for c in table.columns if c.name != "doc_id"]
     stage = f"stage_{table.name}"
     driver = conn.connection.driver_connection
+    if all_new:
+        with (
+            driver.cursor() as cur,
+            cur.copy(
+                sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
+                    table=sql.Identifier(table.name),
+                    cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+                )
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row([row.get(c) for c in columns])
+        return
     with driver.cursor() as cur:
         cur.execute(
             sql.SQL(
