@@ -41,39 +41,23 @@ def copy_upsert(
     """
     columns = [c.name for c in table.columns if c.name != "doc_id"]
     stage = f"stage_{table.name}"
-    driver = conn.connection.driver_connection
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    with conn.connection.driver_connection.cursor() as cur:
+        if not all_new:
+            cur.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
+                    "SELECT {cols} FROM {table} WITH NO DATA"
+                ).format(stage=sql.Identifier(stage), table=sql.Identifier(table.name), cols=cols)
+            )
+            cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
+        target = table.name if all_new else stage
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(target), cols)
+        with cur.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row([row.get(c) for c in columns])
     if all_new:
-        with (
-            driver.cursor() as cur,
-            cur.copy(
-                sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
-                    table=sql.Identifier(table.name),
-                    cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-                )
-            ) as copy,
-        ):
-            for row in rows:
-                copy.write_row([row.get(c) for c in columns])
         return
-    with driver.cursor() as cur:
-        cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
-                "SELECT {cols} FROM {table} WITH NO DATA"
-            ).format(
-                stage=sql.Identifier(stage),
-                table=sql.Identifier(table.name),
-                cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-            )
-        )
-        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
-        with cur.copy(
-            sql.SQL("COPY {stage} ({cols}) FROM STDIN").format(
-                stage=sql.Identifier(stage), cols=sql.SQL(", ").join(map(sql.Identifier, columns))
-            )
-        ) as copy:
-            for row in rows:
-                copy.write_row([row.get(c) for c in columns])
     staged = sa.table(stage, *[sa.column(c) for c in columns])
     stmt = postgresql.insert(table).from_select(columns, sa.select(*staged.c))
     stmt = stmt.on_conflict_do_update(
