@@ -27,6 +27,7 @@ from descriptor_pipeline.store_engine import (
     create_engine,
     dialect_insert,
     id_in,
+    in_span,
     not_older,
     run_migrations,
 )
@@ -99,8 +100,7 @@ class IndexStore(PartitionLedger):
         span: IdRange,
     ) -> dict[int, str]:
         query = sa.select(table.c.resource_id, table.c[hash_column]).where(
-            table.c.resource_type == resource_type,
-            table.c.resource_id.between(span.first, span.last),
+            in_span(table, resource_type, span)
         )
         return {int(i): h for i, h in conn.execute(query)}
 
@@ -249,10 +249,7 @@ class IndexStore(PartitionLedger):
             return self.rows_by_id(conn, table, resource_type, ids)
         query = (
             sa.select(table)
-            .where(
-                table.c.resource_type == resource_type,
-                table.c.resource_id.between(span.first, span.last),
-            )
+            .where(in_span(table, resource_type, span))
             .order_by(table.c.resource_id)
         )
         return [dict(r) for r in conn.execute(query).mappings().all()]

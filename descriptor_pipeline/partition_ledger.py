@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.rejections import Rejection
-from descriptor_pipeline.store_engine import dialect_insert, id_in
+from descriptor_pipeline.store_engine import dialect_insert, id_in, in_span
 from descriptor_pipeline.tables import (
     descriptor_index,
     quality_profiles,
@@ -90,14 +90,10 @@ class PartitionLedger:
     def _partition_rows(
         self, conn: sa.Connection, table: sa.Table, partition: DescriptorPartition
     ) -> int:
-        span = partition.id_range
         query = (
             sa.select(sa.func.count())
             .select_from(table)
-            .where(
-                table.c.resource_type == partition.resource_type,
-                table.c.resource_id.between(span.first, span.last),
-            )
+            .where(in_span(table, partition.resource_type, partition.id_range))
         )
         return int(conn.execute(query).scalar() or 0)
 
@@ -166,13 +162,9 @@ class PartitionLedger:
         """What reconciliation compares the catalog with, read on one connection: the raw
         rows' `raw_hash` by id, the index rows' (content_hash, normalization_version) by id,
         and the ids quarantined by any stage, each within the partition's id range."""
-        span = partition.id_range
 
         def in_partition(table: sa.Table) -> sa.ColumnElement[bool]:
-            return sa.and_(
-                table.c.resource_type == partition.resource_type,
-                table.c.resource_id.between(span.first, span.last),
-            )
+            return in_span(table, partition.resource_type, partition.id_range)
 
         raw_t, index_t, quarantine_t = raw_descriptors, descriptor_index, quarantine
         with self.engine.connect() as conn:
@@ -248,11 +240,7 @@ class PartitionLedger:
                     for r in rejections
                 ],
             )
-        clear = sa.and_(
-            q.c.resource_type == partition.resource_type,
-            q.c.stage == stage,
-            q.c.resource_id.between(span.first, span.last),
-        )
+        clear = sa.and_(in_span(q, partition.resource_type, span), q.c.stage == stage)
         if current:
             clear = sa.and_(clear, q.c.resource_id.not_in(sorted(current)))
         if resolved_ids is not None:
@@ -266,9 +254,7 @@ class PartitionLedger:
     ) -> set[int]:
         """Ids of the span one stage holds in quarantine."""
         query = sa.select(quarantine.c.resource_id).where(
-            quarantine.c.resource_type == resource_type,
-            quarantine.c.stage == stage,
-            quarantine.c.resource_id.between(span.first, span.last),
+            in_span(quarantine, resource_type, span), quarantine.c.stage == stage
         )
         return {int(r[0]) for r in conn.execute(query)}
 

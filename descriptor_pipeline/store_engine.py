@@ -14,6 +14,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from descriptor_pipeline.id_ranges import IdRange
 from descriptor_pipeline.tables import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -167,6 +168,15 @@ def refused_updates(
         )
     )
     return sum(1 for resource_id, value in stored if value != updated[int(resource_id)])
+
+
+def in_span(table: sa.Table, resource_type: str, span: IdRange) -> sa.ColumnElement[bool]:
+    """The rows of one resource type within an id range: how every stage-table read is bounded
+    (the primary key's order, so an index range scan)."""
+    return sa.and_(
+        table.c.resource_type == resource_type,
+        table.c.resource_id.between(span.first, span.last),
+    )
 
 
 def id_in(column: Any, ids: Iterable[int], dialect: str) -> sa.ColumnElement[bool]:
