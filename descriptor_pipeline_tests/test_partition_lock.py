@@ -27,6 +27,7 @@ from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.partition_lock import PartitionBusy, held, under_all
 from descriptor_pipeline.raw_stage import extract_raw
+from descriptor_pipeline.tables import normalized_descriptors, raw_descriptors
 from descriptor_pipeline_tests.conftest import Deployment, metadata_of
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
@@ -38,12 +39,12 @@ def _rename(dep: Deployment, name: str, at: datetime) -> None:
         conn.execute(table.update().where(table.c.id == 5).values(name=name, updated_at=at))
 
 
-def _raw_name(dep: Deployment) -> str:
+def _stored(dep: Deployment, table: sa.Table, column: str) -> Any:
+    """One column of artist 5's row in a stage table."""
     with dep.store.engine.connect() as conn:
         return conn.execute(
-            sa.text(
-                "SELECT name FROM raw_descriptors WHERE resource_type = 'artist' "
-                "AND resource_id = 5"
+            sa.select(table.c[column]).where(
+                table.c.resource_type == "artist", table.c.resource_id == 5
             )
         ).scalar_one()
 
@@ -91,7 +92,7 @@ def test_a_second_run_of_a_partition_waits_for_the_first_and_the_newer_version_w
         run_b.start()
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:  # B is running, and must not have written
-            assert _raw_name(dep) not in ("Version One", "Version Two")
+            assert _stored(dep, raw_descriptors, "name") not in ("Version One", "Version Two")
             time.sleep(0.2)
         assert run_b.is_alive()
     finally:
@@ -103,7 +104,7 @@ def test_a_second_run_of_a_partition_waits_for_the_first_and_the_newer_version_w
     (result,) = results
     assert result.success
     assert metadata_of(result, "raw_descriptors")["rows_updated"] == 1  # version 1 -> 2
-    assert _raw_name(dep) == "Version Two"
+    assert _stored(dep, raw_descriptors, "name") == "Version Two"
     document = dep.store.document("artist", 5)
     assert document is not None and document["name"] == "Version Two"
 
@@ -186,13 +187,7 @@ def test_a_blocking_check_forgets_hashes_only_between_whole_passes(
     blocked = SimpleNamespace(critical_failed=["a blocking expectation"])
 
     def input_hash() -> str | None:
-        with dep.store.engine.connect() as conn:
-            return conn.execute(
-                sa.text(
-                    "SELECT input_hash FROM normalized_descriptors "
-                    "WHERE resource_type = 'artist' AND resource_id = 5"
-                )
-            ).scalar_one()
+        return _stored(dep, normalized_descriptors, "input_hash")
 
     before = input_hash()
     assert before
