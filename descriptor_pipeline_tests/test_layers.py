@@ -17,6 +17,7 @@ LAYERS: list[set[str]] = [
     {"search_query", "schema_doc"},  # search folds text as documents do
     {  # I/O: the catalog source, the index store and what they stand on
         "faults",
+        "gc_tuning",
         "tables",
         "store_engine",
         "catalog",

@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
+from descriptor_pipeline.gc_tuning import tune
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.partition_lock import WAIT_SECONDS
@@ -61,6 +62,16 @@ class PipelineSettings(dg.ConfigurableResource):
         description="Where descriptor_index writes: the published table, or "
         "descriptor_index_shadow for a full rebuild that is swapped in afterwards (Postgres).",
     )
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Allocations between two young garbage collections in the run process "
+        "(Python's default is 700); the loaded code is also frozen out of collections. "
+        '0 keeps Python\'s defaults. Why: docs/benchmarks.md, "The garbage collector".',
+    )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        tune(self.gc_young_threshold)
 
 
 class QualitySettings(dg.ConfigurableResource):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from descriptor_pipeline.gc_tuning import freeze_once
 from descriptor_pipeline.quality.frames import (
     INDEX_OK_STATUSES,
     RAW_FRAME_COLUMNS,
@@ -48,7 +49,9 @@ def _gx() -> tuple[Any, Any]:
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     asset = context.data_sources.add_pandas("descriptor_frames").add_dataframe_asset("partition")
-    return context, asset.add_batch_definition_whole_dataframe("whole_partition")
+    batch_definition = asset.add_batch_definition_whole_dataframe("whole_partition")
+    freeze_once("great_expectations")  # its ~140 MiB of objects: not walked by later collections
+    return context, batch_definition
 
 
 # no control or zero-width character anywhere in a text value (JSON Schema `pattern`)
