@@ -4,8 +4,9 @@
     .venv/bin/python -m bench.profile_partition --backend sqlite --resources 40000
 
 Runs the stage functions the assets call (no Dagster: its share is measured by bench.peers and
-bench.launched) for the fullest partition of one resource type, then a no-change rerun, and
-prints seconds per stage, resources/s, and the top functions by own time.
+bench.launched), with the garbage collector tuned as a run's `settings` resource tunes it, for
+the fullest partition of one resource type, then a no-change rerun, and prints seconds per
+stage, resources/s, and the top functions by own time.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 from bench.generate_catalog import generate
 from bench.peers import scratch_database
 from descriptor_pipeline.catalog import open_catalog
+from descriptor_pipeline.defs.resources import PipelineSettings
+from descriptor_pipeline.gc_tuning import tune
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.raw_stage import extract_raw
@@ -30,7 +33,7 @@ RANGE_SIZE = 10_000
 CHUNK_SIZE = 5_000
 
 
-def _run(catalog_url: str, index_url: str, resource_type: str, top: int) -> None:
+def _run(catalog_url: str, index_url: str, resource_type: str, top: int, gc_threshold: int) -> None:
     """Both runs timed; the full one profiled unless `top` is 0 (cProfile inflates Python)."""
     source = open_catalog(catalog_url)
     store = open_store(index_url)
@@ -40,6 +43,8 @@ def _run(catalog_url: str, index_url: str, resource_type: str, top: int) -> None
         key=lambda p: source.count(resource_type, p.id_range),
     )
     context = normalization_context(source)
+    if gc_threshold:
+        tune(gc_threshold)  # as the run process's `settings` resource does (gc_tuning)
     profiler = cProfile.Profile()
     seconds: dict[str, float] = {}
     rows = 0
@@ -79,16 +84,28 @@ def main() -> None:
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--top", type=int, default=25, help="0: time without cProfile")
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=PipelineSettings().gc_young_threshold,
+        help="the run process's young-GC threshold (settings.gc_young_threshold); 0: Python's",
+    )
     args = parser.parse_args()
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             catalog = f"sqlite:///{Path(tmp) / 'catalog.db'}"
             generate(catalog, args.resources)
-            _run(catalog, f"sqlite:///{Path(tmp) / 'index.db'}", args.type, args.top)
+            _run(
+                catalog,
+                f"sqlite:///{Path(tmp) / 'index.db'}",
+                args.type,
+                args.top,
+                args.gc_threshold,
+            )
         return
     with scratch_database(args.pg_url, "profile") as url:
         generate(url, args.resources)
-        _run(url, url, args.type, args.top)
+        _run(url, url, args.type, args.top, args.gc_threshold)
 
 
 if __name__ == "__main__":
