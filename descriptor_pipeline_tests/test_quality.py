@@ -425,3 +425,58 @@ def test_rendering_prunes_run_folders_older_than_the_setting(tmp_path: Path) -> 
     assert prune_data_docs(root, keep_days=0) == []  # 0 keeps every page
     assert prune_data_docs(root, keep_days=14) == [old]
     assert not old.exists() and (recent / "partition" / "raw.html").is_file()
+
+
+def test_reconciliation_names_every_id_s_status_once() -> None:
+    """Published, withdrawn (blocked), quarantined, and the two failures the index suite
+    rejects: a published id the catalog lost (orphan) and a catalog id that is nowhere."""
+    import pandas as pd
+
+    from descriptor_pipeline.quality.frames import INDEX_FRAME_COLUMNS, index_frame
+
+    keys = pd.DataFrame(
+        [
+            {"resource_id": 5, "document_key": "track:5", "normalization_version": "v"},
+            {"resource_id": 1, "document_key": "track:1", "normalization_version": "v"},
+            {"resource_id": 7, "document_key": "track:7", "normalization_version": "v"},
+            {"resource_id": 3, "document_key": "track:3", "normalization_version": "v"},
+        ]
+    )
+    frame = index_frame(
+        keys,
+        catalog_ids=[1, 2, 3, 4, 5, 6],
+        blocked_ids=[2, 3],
+        quarantined_ids=pd.Series([4, 4]),  # one quarantine row per rule
+        search_names={1: "one", 5: ""},
+    )
+    assert list(frame.columns) == list(INDEX_FRAME_COLUMNS)
+    assert frame["resource_id"].tolist() == [1, 2, 3, 4, 5, 6, 7]
+    assert frame["status"].tolist() == [
+        "published",
+        "withdrawn",
+        "published_but_blocked",
+        "quarantined",
+        "published",
+        "missing",
+        "orphan",
+    ]
+    assert _nulls(frame["document_key"]) == [
+        "track:1",
+        None,
+        "track:3",
+        None,
+        "track:5",
+        None,
+        "track:7",
+    ]
+    assert _nulls(frame["search_name"]) == ["one", None, None, None, "", None, None]
+    assert _nulls(frame["normalization_version"]) == ["v", None, "v", None, "v", None, "v"]
+    empty = index_frame(keys.iloc[0:0], [], [], pd.Series([], dtype=object))
+    assert list(empty.columns) == list(INDEX_FRAME_COLUMNS) and len(empty) == 0
+
+
+def _nulls(column: object) -> list[object]:
+    """A column's values with every null (None, NaN, pandas' NA) as None."""
+    import pandas as pd
+
+    return [None if pd.isna(v) else v for v in column]  # type: ignore[attr-defined]

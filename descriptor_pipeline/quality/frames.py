@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from descriptor_pipeline.quality.drift import ProfileBuilder
@@ -29,6 +30,7 @@ RAW_FRAME_COLUMNS = (
     *SOURCE_COLUMNS,
     "source_updated_at",
 )
+INDEX_KEY_COLUMNS = ("resource_id", "document_key", "normalization_version")
 INDEX_FRAME_COLUMNS = (
     "resource_id",
     "status",
@@ -138,37 +140,23 @@ def index_frame(
     Every catalog id must be published, withdrawn (blocked) or quarantined; an id that is
     published but gone from the catalog is an `orphan`, one that is none of these is `missing`.
     """
-    catalog = set(map(int, catalog_ids))
-    blocked = set(map(int, blocked_ids))
-    quarantined = set(map(int, quarantined_ids))
-    search_names = search_names or {}
-    docs = {int(r["resource_id"]): r for r in index_keys.to_dict("records")}
-    records = []
-    for resource_id in sorted(catalog | set(docs)):
-        doc = docs.get(resource_id)
-        if doc is not None:
-            status = "published" if resource_id in catalog else "orphan"
-            if resource_id in blocked:
-                status = "published_but_blocked"
-        elif resource_id in blocked:
-            status = "withdrawn"
-        elif resource_id in quarantined:
-            status = "quarantined"
-        else:
-            status = "missing"
-        records.append(
-            {
-                "resource_id": resource_id,
-                "status": status,
-                "document_key": doc["document_key"] if doc else None,
-                "search_name": search_names.get(resource_id),
-                "normalization_version": doc["normalization_version"] if doc else None,
-            }
-        )
-    return pd.DataFrame.from_records(
-        records,
-        columns=list(INDEX_FRAME_COLUMNS),
+    catalog = pd.Index(catalog_ids, dtype="int64")
+    docs = index_keys[list(INDEX_KEY_COLUMNS)].astype({"resource_id": "int64"})
+    ids = catalog.union(pd.Index(docs["resource_id"], dtype="int64")).sort_values()
+    frame = pd.DataFrame({"resource_id": ids}).merge(
+        docs, on="resource_id", how="left", indicator="_doc"
     )
+    has_doc = (frame.pop("_doc") == "both").to_numpy()
+    blocked = frame["resource_id"].isin(pd.Index(blocked_ids, dtype="int64")).to_numpy()
+    in_catalog = frame["resource_id"].isin(catalog).to_numpy()
+    quarantined = frame["resource_id"].isin(pd.Index(quarantined_ids, dtype="int64")).to_numpy()
+    frame["status"] = np.select(
+        [has_doc & blocked, has_doc & in_catalog, has_doc, blocked, quarantined],
+        ["published_but_blocked", "published", "orphan", "withdrawn", "quarantined"],
+        default="missing",
+    )
+    frame["search_name"] = frame["resource_id"].map(search_names or {}).astype(object)
+    return frame[list(INDEX_FRAME_COLUMNS)]
 
 
 class LayerValidator:
