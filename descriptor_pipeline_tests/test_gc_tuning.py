@@ -12,18 +12,23 @@ from descriptor_pipeline import gc_tuning
 from descriptor_pipeline.defs.resources import PipelineSettings
 
 
-@pytest.fixture
-def restored() -> Iterator[None]:
-    before = gc.get_threshold()
-    yield
-    gc.set_threshold(*before)
+def _untuned() -> None:
+    """This process as if no run had tuned it (earlier tests in the same worker may have)."""
     gc.unfreeze()
     gc_tuning._frozen.clear()
     gc_tuning._tuned = False
 
 
+@pytest.fixture
+def restored() -> Iterator[None]:
+    before = gc.get_threshold()
+    _untuned()
+    yield
+    gc.set_threshold(*before)
+    _untuned()
+
+
 def test_the_resource_raises_the_threshold_and_freezes_the_loaded_code_once(restored: None) -> None:
-    gc.unfreeze()
     with dg.build_resources({"settings": PipelineSettings(gc_young_threshold=12_345)}):
         assert gc.get_threshold()[0] == 12_345
         frozen = gc.get_freeze_count()
@@ -37,7 +42,7 @@ def test_the_resource_raises_the_threshold_and_freezes_the_loaded_code_once(rest
 
 
 def test_zero_keeps_pythons_defaults_and_freezes_nothing(restored: None) -> None:
-    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
     before = gc.get_threshold()
     with dg.build_resources({"settings": PipelineSettings(gc_young_threshold=0)}):
         assert gc.get_threshold() == before
