@@ -133,6 +133,16 @@ ROWS: list[tuple[str, Any]] = [
         ),
     ),
     (
+        "peak RSS of a process that only loads the code, without / with GX imported, MiB; "
+        "the ratio above less that fixed GX import",
+        lambda r: (
+            f"{r['peak_rss_mib_loaded_code']} / {r['peak_rss_mib_loaded_code_and_gx']}; "
+            f"{r['ratios']['rss_with_over_without_checks_less_gx_import']}"
+            if "peak_rss_mib_loaded_code" in r
+            else "—"
+        ),
+    ),
+    (
         "index table on disk (heap + indexes), MiB",
         lambda r: (
             f"{r['disk']['index_table_total_mib']} "

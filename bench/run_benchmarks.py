@@ -493,6 +493,31 @@ def peak_rss_of_one_partition(url: str, checks: bool = True) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def peak_rss_of_loaded_code(url: str, checks: bool) -> float:
+    """MiB of max RSS of a fresh process that loads what a run loads and runs nothing: the
+    definitions and, with checks, Great Expectations with its context and suites. The part of
+    a partition's peak that no chunk size changes."""
+    code = (
+        "import sys; sys.path.insert(0, '.');"
+        "from bench.run_benchmarks import _worker_init, _ready;"
+        f"_worker_init({url!r}, ['000000000-000009999'], checks={checks!r});"
+        "_ready(0);"
+        "from descriptor_pipeline.quality.suites import suite_for;"
+        + ("[suite_for(layer, 'track') for layer in ('raw', 'normalized', 'values', 'index')];"
+           if checks else "")
+        + "print([int(line.split()[1]) for line in open('/proc/self/status')"
+        " if line.startswith('VmHWM')][0] / 1024)"
+    )  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def sizes_on_disk(url: str) -> dict[str, float]:
     with psycopg.connect(dsn(url)) as conn:
         row = conn.execute(
@@ -612,6 +637,9 @@ def bench_size(
     out["peak_rss_mib_one_partition_no_checks"] = round(
         peak_rss_of_one_partition(url, checks=False), 1
     )
+    # what no chunk size changes: the code a run loads, with and without Great Expectations
+    out["peak_rss_mib_loaded_code"] = round(peak_rss_of_loaded_code(url, checks=False), 1)
+    out["peak_rss_mib_loaded_code_and_gx"] = round(peak_rss_of_loaded_code(url, checks=True), 1)
     if scaling:
         track_parts = [p for p in partitions if p[0] == "track"][:8]
         out["scaling"] = {}
@@ -634,6 +662,15 @@ def bench_size(
         "ours_over_set_based": _ratio(ours, peers.get("set_based", {}).get("resources_per_s")),
         "rss_with_over_without_checks": round(
             out["peak_rss_mib_one_partition"] / out["peak_rss_mib_one_partition_no_checks"], 2
+        ),
+        # the same ratio without Great Expectations' import, a fixed cost per process
+        "rss_with_over_without_checks_less_gx_import": round(
+            (
+                out["peak_rss_mib_one_partition"]
+                - (out["peak_rss_mib_loaded_code_and_gx"] - out["peak_rss_mib_loaded_code"])
+            )
+            / out["peak_rss_mib_one_partition_no_checks"],
+            2,
         ),
     }
     return out
