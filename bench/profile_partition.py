@@ -22,8 +22,7 @@ from pathlib import Path
 from bench.generate_catalog import generate
 from bench.peers import scratch_database
 from descriptor_pipeline.catalog import open_catalog
-from descriptor_pipeline.defs.resources import PipelineSettings
-from descriptor_pipeline.gc_tuning import tune
+from descriptor_pipeline.gc_tuning import DEFAULT_YOUNG_THRESHOLD, tune
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.raw_stage import extract_raw
@@ -87,7 +86,7 @@ def main() -> None:
     parser.add_argument(
         "--gc-threshold",
         type=int,
-        default=PipelineSettings().gc_young_threshold,
+        default=DEFAULT_YOUNG_THRESHOLD,
         help="the run process's young-GC threshold (settings.gc_young_threshold); 0: Python's",
     )
     args = parser.parse_args()

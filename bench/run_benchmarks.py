@@ -494,9 +494,9 @@ def peak_rss_of_one_partition(url: str, checks: bool = True) -> float:
 
 
 def peak_rss_of_loaded_code(url: str, checks: bool) -> float:
-    """MiB of max RSS of a fresh process that loads what a run loads and runs nothing: the
-    definitions and, with checks, Great Expectations with its context and suites. The part of
-    a partition's peak that no chunk size changes."""
+    """MiB of max RSS of a fresh process that loads what a benchmark worker loads and runs
+    nothing: the assets (`_ready`) and, with checks, Great Expectations with its context and
+    suites. The part of a partition's peak (same worker setup) that no chunk size changes."""
     code = (
         "import sys; sys.path.insert(0, '.');"
         "from bench.run_benchmarks import _worker_init, _ready;"

@@ -1,43 +1,73 @@
-"""The cyclic garbage collector's settings for a process that moves rows.
+"""The cyclic garbage collector's settings for a run process, which moves rows.
 
 Why: a run process holds millions of long-lived objects (Dagster, pandas, SQLAlchemy, the
 definitions, Great Expectations once a check runs), and a partition allocates hundreds of
 thousands of small dicts and lists that stay alive while their chunk is written. With Python's
 defaults (a young collection every 700 allocations) that triggers 3-5 full collections per
-10k-row partition, each walking the whole heap: 1.1-1.7 s of a 4.5 s partition, measured
-(docs/benchmarks.md, "The garbage collector"). Freezing what is alive once the code is loaded
-takes it out of every later collection (`gc.freeze`), and a larger first threshold makes the
-young collections rare. Reference counting still frees everything that is not in a cycle at
-once, so memory stays bounded by the chunk.
+10k-row partition, each walking the whole heap: about 1.2 s of a 4.4-5.4 s partition (assets
+only), measured in docs/benchmarks.md, "The garbage collector". So a run:
+
+- collects the young generation every 50,000 allocations and the older two less often
+  (thresholds 50,000 / 20 / 100 instead of 700 / 10 / 10);
+- freezes what is alive once the code is loaded, and again once Great Expectations is imported,
+  out of every later collection (`gc.freeze`), once per process;
+- collects once at the run's end (`collect_after_run`), cheap with the code frozen, so a
+  long-lived process (a Celery worker, a benchmark pool) frees each run's cycles before the next.
+
+Reference counting still frees everything that is not in a cycle at once.
 """
 
 from __future__ import annotations
 
 import gc
 
-PYTHON_DEFAULT = 0  # keep Python's own thresholds
+DEFAULT_YOUNG_THRESHOLD = 50_000
+LEAVE_AS_IS = 0  # a run that asks for 0 runs with the interpreter's own thresholds
+MIN_YOUNG_THRESHOLD = 700  # Python's default; lower would collect more often, never faster
+_OLDER = (20, 100)
 _frozen: set[str] = set()
-_tuned = False
+_original: tuple[int, int, int] | None = None
+
+
+def tuned() -> bool:
+    return _original is not None
 
 
 def freeze_once(what: str) -> None:
     """Move every object alive now out of future collections, once per `what` per process,
-    in a process that `tune` tuned (elsewhere: nothing).
+    in a process `tune` tuned (elsewhere: nothing).
 
-    Call it right after a large import settles. Once, not per run: a long-lived worker
-    (Celery, a benchmark pool) would otherwise freeze each run's leftovers for good.
+    Call it right after a large import settles. Young garbage is collected first, so a cycle
+    that died during the import is not kept for good. Once, not per run: a long-lived worker
+    would otherwise freeze each run's leftovers.
     """
-    if _tuned and what not in _frozen:
+    if tuned() and what not in _frozen:
         _frozen.add(what)
+        gc.collect(1)
         gc.freeze()
 
 
 def tune(young_threshold: int) -> None:
-    """Collect the young generation every `young_threshold` allocations (0: Python's default)
-    and freeze the loaded code out of later collections."""
-    global _tuned
-    if young_threshold == PYTHON_DEFAULT:
+    """Collect the young generation every `young_threshold` allocations and freeze the loaded
+    code; 0 puts back the thresholds the process had before it was first tuned."""
+    global _original
+    if young_threshold == LEAVE_AS_IS:
+        if _original is not None:
+            gc.set_threshold(*_original)
+            _original = None
         return
-    _tuned = True
-    gc.set_threshold(young_threshold, 20, 100)
+    if young_threshold < MIN_YOUNG_THRESHOLD:
+        raise ValueError(
+            f"gc_young_threshold must be 0 (leave the interpreter's) or at least "
+            f"{MIN_YOUNG_THRESHOLD} (Python's default), got {young_threshold}"
+        )
+    if _original is None:
+        _original = gc.get_threshold()
+    gc.set_threshold(young_threshold, *_OLDER)
     freeze_once("code")
+
+
+def collect_after_run() -> None:
+    """Free the run's cycles before the process runs anything else (tuned processes only)."""
+    if tuned():
+        gc.collect()

@@ -1,9 +1,11 @@
-"""The run process's collector settings: applied by the resource, once per process."""
+"""The run process's collector settings: applied by the `settings` resource in runs only, the
+loaded code frozen once per process, one collection at each run's end, 0 restores."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -14,37 +16,69 @@ from descriptor_pipeline.defs.resources import PipelineSettings
 
 def _untuned() -> None:
     """This process as if no run had tuned it (earlier tests in the same worker may have)."""
+    gc_tuning.tune(gc_tuning.LEAVE_AS_IS)
     gc.unfreeze()
     gc_tuning._frozen.clear()
-    gc_tuning._tuned = False
 
 
 @pytest.fixture
-def restored() -> Iterator[None]:
+def restored() -> Iterator[tuple[int, int, int]]:
+    _untuned()
     before = gc.get_threshold()
+    yield before
     _untuned()
-    yield
     gc.set_threshold(*before)
-    _untuned()
 
 
-def test_the_resource_raises_the_threshold_and_freezes_the_loaded_code_once(restored: None) -> None:
+@dg.asset
+def _uses_settings(settings: PipelineSettings) -> None:
+    """A step that holds the resource, as the three assets do."""
+
+
+def _collections_during(run: Any) -> list[int]:
+    """The generations collected while `run()` ran."""
+    seen: list[int] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            seen.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        run()
+    finally:
+        gc.callbacks.remove(record)
+    return seen
+
+
+def test_a_run_tunes_once_and_collects_at_its_end(restored: tuple[int, int, int]) -> None:
     with dg.build_resources({"settings": PipelineSettings(gc_young_threshold=12_345)}):
-        assert gc.get_threshold()[0] == 12_345
-        frozen = gc.get_freeze_count()
-        assert frozen > 0  # what the test process had loaded
-    rows = [[i] for i in range(1000)]  # a run's rows, alive
-    gc_tuning.freeze_once("code")  # a second run in the same process freezes nothing new
-    assert gc.get_freeze_count() < frozen + len(rows)
+        assert gc.get_threshold() == restored  # no run (a schedule tick): nothing changes
+    resources = {"settings": PipelineSettings(gc_young_threshold=12_345)}
+    generations = _collections_during(lambda: dg.materialize([_uses_settings], resources=resources))
+    assert gc.get_threshold() == (12_345, 20, 100)
+    assert 2 in generations  # the full collection at the run's end
+    frozen = gc.get_freeze_count()
+    assert frozen > 0  # what the test process had loaded
+    rows = [[i] for i in range(1000)]  # a later run's rows, alive
+    dg.materialize([_uses_settings], resources=resources)
+    assert gc.get_freeze_count() < frozen + len(rows)  # the code is frozen once per process
     before = gc.get_freeze_count()
-    gc_tuning.freeze_once("great_expectations")  # the first check's import: frozen once
+    gc_tuning.freeze_once("great_expectations")  # a check's first import: frozen once
     assert gc.get_freeze_count() >= before + len(rows)
 
 
-def test_zero_keeps_pythons_defaults_and_freezes_nothing(restored: None) -> None:
-    gc.set_threshold(700, 10, 10)
-    before = gc.get_threshold()
-    with dg.build_resources({"settings": PipelineSettings(gc_young_threshold=0)}):
-        assert gc.get_threshold() == before
-    gc_tuning.freeze_once("great_expectations")
+def test_zero_puts_back_the_interpreter_s_thresholds(restored: tuple[int, int, int]) -> None:
+    gc_tuning.tune(12_345)
+    assert gc.get_threshold()[0] == 12_345
+    gc_tuning.tune(gc_tuning.LEAVE_AS_IS)  # a run that asks for 0 in a tuned worker
+    assert gc.get_threshold() == restored
+    gc.unfreeze()
+    gc_tuning.freeze_once("great_expectations")  # untuned: no freeze
     assert gc.get_freeze_count() == 0
+
+
+def test_a_threshold_below_python_s_default_is_refused(restored: tuple[int, int, int]) -> None:
+    with pytest.raises(ValueError, match="at least 700"):
+        gc_tuning.tune(5)
+    assert gc.get_threshold() == restored

@@ -444,7 +444,7 @@ def test_reconciliation_names_every_id_s_status_once() -> None:
     )
     frame = index_frame(
         keys,
-        catalog_ids=[1, 2, 3, 4, 5, 6],
+        catalog_ids=[1, 2, 3, 4, 5, 6, 6],  # a mapped catalog's id need not be unique
         blocked_ids=[2, 3],
         quarantined_ids=pd.Series([4, 4]),  # one quarantine row per rule
         search_names={1: "one", 5: ""},

@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
-from descriptor_pipeline.gc_tuning import tune
+from descriptor_pipeline.gc_tuning import DEFAULT_YOUNG_THRESHOLD, collect_after_run, tune
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.partition_lock import WAIT_SECONDS
@@ -63,15 +63,21 @@ class PipelineSettings(dg.ConfigurableResource):
         "descriptor_index_shadow for a full rebuild that is swapped in afterwards (Postgres).",
     )
     gc_young_threshold: int = Field(
-        default=50_000,
+        default=DEFAULT_YOUNG_THRESHOLD,
         ge=0,
-        description="Allocations between two young garbage collections in the run process "
-        "(Python's default is 700); the loaded code is also frozen out of collections. "
-        '0 keeps Python\'s defaults. Why: docs/benchmarks.md, "The garbage collector".',
+        description="Allocations between two young garbage collections in a run process "
+        "(Python's default is 700; the older generations follow at 20 and 100); the loaded "
+        "code is also frozen out of collections, and the run ends with one collection. 0 keeps "
+        'the interpreter\'s thresholds. Why: docs/benchmarks.md, "The garbage collector".',
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        tune(self.gc_young_threshold)
+        if context.run is not None:  # a run; not a schedule tick in the code server
+            tune(self.gc_young_threshold)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if context.run is not None:
+            collect_after_run()
 
 
 class QualitySettings(dg.ConfigurableResource):

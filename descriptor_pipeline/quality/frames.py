@@ -141,8 +141,12 @@ def index_frame(
     published but gone from the catalog is an `orphan`, one that is none of these is `missing`.
     """
     catalog = pd.Index(catalog_ids, dtype="int64")
-    docs = index_keys[list(INDEX_KEY_COLUMNS)].astype({"resource_id": "int64"})
-    ids = catalog.union(pd.Index(docs["resource_id"], dtype="int64")).sort_values()
+    docs = (
+        index_keys[list(INDEX_KEY_COLUMNS)]
+        .astype({"resource_id": "int64"})
+        .drop_duplicates("resource_id", keep="last")
+    )
+    ids = catalog.union(pd.Index(docs["resource_id"], dtype="int64")).unique().sort_values()
     frame = pd.DataFrame({"resource_id": ids}).merge(
         docs, on="resource_id", how="left", indicator="_doc"
     )
