@@ -256,8 +256,11 @@ def freshness_gate(
     started = time.perf_counter()
     source, store = CatalogSource(engine), IndexStore(engine)
     wanted = [DescriptorPartition(t, IdRange.parse(r)) for t, r in partitions]
-    ctx, budget = normalization_context(source), FreshnessSettings().gate_budget_seconds
-    stale = stale_partitions(source, store, wanted, ctx, PUBLISHED_TABLE, budget)
+    settings = FreshnessSettings()
+    ctx, budget = normalization_context(source), settings.gate_budget_seconds
+    stale = stale_partitions(
+        source, store, wanted, ctx, PUBLISHED_TABLE, budget, settings.gate_connections
+    )
     seconds = time.perf_counter() - started
     engine.dispose()
     return seconds, [(p.resource_type, p.id_range.key) for p in stale]

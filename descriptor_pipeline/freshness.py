@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.documents import DOCUMENT_VERSION
@@ -83,20 +84,29 @@ def stale_partitions(
     ctx: NormalizationContext,
     table_name: str,
     budget_seconds: float,
+    connections: int = 1,
 ) -> list[DescriptorPartition]:
     """The partitions a full refresh must run, in the order given. Past the time budget
     (`FreshnessSettings.gate_budget_seconds`) the rest are returned unexamined: running a
     current partition costs a run, skipping a stale one would cost correctness, and a schedule
-    tick has a time limit."""
-    deadline = time.monotonic() + budget_seconds
-    out = []
-    for index, partition in enumerate(partitions):
-        if time.monotonic() > deadline:
-            return out + list(partitions[index:])
+    tick has a time limit.
+
+    `connections` partitions are examined at once, each on its own connection: a fingerprint
+    is the database's work (md5 over the range's rows), so the gate scales with its cores.
+    """
+
+    def current(partition: DescriptorPartition) -> bool:
         try:
-            current = is_current(source, store, partition, ctx, table_name)
+            return is_current(source, store, partition, ctx, table_name)
         except Exception:  # a run of the partition reports the error; the gate must not
-            current = False
-        if not current:
-            out.append(partition)
-    return out
+            return False
+
+    deadline = time.monotonic() + budget_seconds
+    examined: list[bool] = []
+    with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="gate") as pool:
+        for start in range(0, len(partitions), connections):
+            if time.monotonic() > deadline:
+                break
+            examined += pool.map(current, partitions[start : start + connections])
+    unexamined = list(partitions[len(examined) :])
+    return [p for p, ok in zip(partitions, examined, strict=False) if not ok] + unexamined

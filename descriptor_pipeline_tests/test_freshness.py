@@ -185,3 +185,29 @@ def test_new_rules_or_another_table_make_every_built_partition_stale(
     assert stale(ctx, "descriptor_index_shadow") == [ARTISTS]
     # past its time budget the gate stops examining and returns the rest: never skips one
     assert stale(ctx, PUBLISHED_TABLE, -1.0) == [ARTISTS]
+
+
+def test_the_gate_examines_partitions_side_by_side_and_keeps_their_order(
+    pg_deployment: Deployment,
+) -> None:
+    """Two connections at once give the same answer, in the order asked, as one; past the
+    budget the unexamined rest is requested, after the stale ones found."""
+    dep = pg_deployment
+    registered = [p for p in dep.register() if p.resource_type in ("artist", "album")]
+    built = registered[::2]
+    for partition in built:
+        assert dep.materialize(partition).success
+    source = dep.catalog
+    ctx = normalization_context(source)
+
+    def stale(connections: int, budget: float = 60.0) -> list[DescriptorPartition]:
+        return stale_partitions(
+            source, dep.store, registered, ctx, PUBLISHED_TABLE, budget, connections
+        )
+
+    unbuilt = [p for p in registered if p not in built]
+    assert len(registered) >= 4 and unbuilt
+    assert stale(1) == unbuilt
+    assert stale(2) == unbuilt
+    assert stale(3) == unbuilt
+    assert stale(2, budget=-1.0) == registered  # nothing examined: all requested

@@ -225,6 +225,13 @@ class FreshnessSettings(dg.ConfigurableResource):
         "fingerprints; past them the rest are requested unexamined (a run too many, never a "
         "stale partition skipped).",
     )
+    gate_connections: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Partitions full_refresh_schedule's freshness gate examines at once, each "
+        "on its own connection (a fingerprint is the database's work: one core each).",
+    )
 
     def limits(self) -> RefreshSettings:
         return RefreshSettings(

@@ -56,7 +56,9 @@ def full_refresh_schedule(
     else:
         budget = freshness.gate_budget_seconds
         table = settings.publish_table
-        partitions = stale_partitions(source, store, occupied, context_now, table, budget)
+        partitions = stale_partitions(
+            source, store, occupied, context_now, table, budget, freshness.gate_connections
+        )
     if not partitions:
         return dg.SkipReason(
             f"all {len(occupied)} partitions with rows are current: catalog fingerprints, "
