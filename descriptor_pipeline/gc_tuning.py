@@ -11,8 +11,10 @@ only), measured in docs/benchmarks.md, "The garbage collector". So a run:
   (thresholds 50,000 / 20 / 100 instead of 700 / 10 / 10);
 - freezes what is alive once the code is loaded, and again once Great Expectations is imported,
   out of every later collection (`gc.freeze`), once per process;
-- collects once at the run's end (`collect_after_run`), cheap with the code frozen, so a
+- collects once when a later run starts in the same process, cheap with the code frozen, so a
   long-lived process (a Celery worker, a benchmark pool) frees each run's cycles before the next.
+  (At the start, not at the end: a resource with a teardown is a generator resource, which
+  sensors built outside a `with build_sensor_context(...)` cannot use.)
 
 Reference counting still frees everything that is not in a cycle at once.
 """
@@ -49,7 +51,8 @@ def freeze_once(what: str) -> None:
 
 def tune(young_threshold: int) -> None:
     """Collect the young generation every `young_threshold` allocations and freeze the loaded
-    code; 0 puts back the thresholds the process had before it was first tuned."""
+    code (the first run in a process), or collect what earlier runs left (a later one); 0 puts
+    back the thresholds the process had before it was first tuned."""
     global _original
     if young_threshold == LEAVE_AS_IS:
         if _original is not None:
@@ -63,11 +66,7 @@ def tune(young_threshold: int) -> None:
         )
     if _original is None:
         _original = gc.get_threshold()
+    else:  # a later run in this process: free the cycles the runs before it left
+        gc.collect()
     gc.set_threshold(young_threshold, *_OLDER)
     freeze_once("code")
-
-
-def collect_after_run() -> None:
-    """Free the run's cycles before the process runs anything else (tuned processes only)."""
-    if tuned():
-        gc.collect()

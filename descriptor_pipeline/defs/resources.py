@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from descriptor_pipeline.catalog import CatalogSource, open_catalog
-from descriptor_pipeline.gc_tuning import DEFAULT_YOUNG_THRESHOLD, collect_after_run, tune
+from descriptor_pipeline.gc_tuning import DEFAULT_YOUNG_THRESHOLD, tune
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.partition_lock import WAIT_SECONDS
@@ -67,17 +67,14 @@ class PipelineSettings(dg.ConfigurableResource):
         ge=0,
         description="Allocations between two young garbage collections in a run process "
         "(Python's default is 700; the older generations follow at 20 and 100); the loaded "
-        "code is also frozen out of collections, and the run ends with one collection. 0 keeps "
+        "code is also frozen out of collections, and a later run in the same process starts with "
+        "one collection. 0 keeps "
         'the interpreter\'s thresholds. Why: docs/benchmarks.md, "The garbage collector".',
     )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if context.run is not None:  # a run; not a schedule tick in the code server
             tune(self.gc_young_threshold)
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if context.run is not None:
-            collect_after_run()
 
 
 class QualitySettings(dg.ConfigurableResource):
