@@ -468,9 +468,6 @@ def peak_rss_of_one_partition(url: str, checks: bool = True) -> float:
         "from bench.run_benchmarks import _worker_init, _materialize;"
         f"_worker_init({url!r}, ['000000000-000009999'], checks={checks!r});"
         "_materialize(('track', '000000000-000009999'));"
-        # VmHWM is this process's own peak; ru_maxrss would carry the parent's across execve
-        "print([int(line.split()[1]) for line in open('/proc/self/status')"
-        " if line.startswith('VmHWM')][0] / 1024)"
     )
     with psycopg.connect(dsn(url)) as conn:  # make it do the full work again
         conn.execute(
@@ -486,6 +483,16 @@ def peak_rss_of_one_partition(url: str, checks: bool = True) -> float:
         )
         conn.execute("DELETE FROM descriptor_range_fingerprint")
         conn.execute("DELETE FROM descriptor_stage_token")
+    return _peak_rss_mib(code)
+
+
+def _peak_rss_mib(code: str) -> float:
+    """Run `code` in a fresh interpreter from the repo root; its own peak RSS, in MiB."""
+    # VmHWM is this process's own peak; ru_maxrss would carry the parent's across execve
+    code += (
+        "\nprint([int(line.split()[1]) for line in open('/proc/self/status')"
+        " if line.startswith('VmHWM')][0] / 1024)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -506,19 +513,10 @@ def peak_rss_of_loaded_code(url: str, checks: bool) -> float:
         f"_worker_init({url!r}, ['000000000-000009999'], checks={checks!r});"
         "_ready(0);"
         "from descriptor_pipeline.quality.suites import suite_for;"
-        + ("[suite_for(layer, 'track') for layer in ('raw', 'normalized', 'values', 'index')];"
+        + ("[suite_for(layer, 'track') for layer in ('raw', 'normalized', 'values', 'index')]"
            if checks else "")
-        + "print([int(line.split()[1]) for line in open('/proc/self/status')"
-        " if line.startswith('VmHWM')][0] / 1024)"
     )  # fmt: skip
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).parents[1],
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+    return _peak_rss_mib(code)
 
 
 def sizes_on_disk(url: str) -> dict[str, float]:
