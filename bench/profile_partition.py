@@ -42,8 +42,7 @@ def _run(catalog_url: str, index_url: str, resource_type: str, top: int, gc_thre
         key=lambda p: source.count(resource_type, p.id_range),
     )
     context = normalization_context(source)
-    if gc_threshold:
-        tune(gc_threshold)  # as the run process's `settings` resource does (gc_tuning)
+    tune(gc_threshold)  # as the run process's `settings` resource does; 0 leaves it as is
     profiler = cProfile.Profile()
     seconds: dict[str, float] = {}
     rows = 0

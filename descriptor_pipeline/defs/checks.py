@@ -30,6 +30,7 @@ from descriptor_pipeline.partition_lock import under_all
 from descriptor_pipeline.quality.drift import baseline_note, compare_profiles, plot_metrics
 from descriptor_pipeline.quality.frames import (
     FUTURE_SKEW,
+    INDEX_KEY_COLUMNS,
     LayerValidator,
     concat_frames,
     index_frame,
@@ -343,11 +344,10 @@ def _quarantine_result(
 def _reconciliation_frame(
     w: PartitionWork, store: IndexStore, source: CatalogSource, table_name: str
 ) -> tuple[pd.DataFrame, int]:
-    """Every id of the partition with its status (ids and keys only, never whole rows), and
-    how many ids the catalog has in the partition."""
+    """Each id's status in the partition (ids and keys, no whole rows), and the catalog's count."""
     partition = w.partition
     target = store.index_table(table_name)
-    key_columns = ["resource_id", "document_key", "normalization_version"]
+    key_columns = list(INDEX_KEY_COLUMNS)  # what index_frame reads of the published rows
     keys = [
         record
         for _, records in store.iter_records(target, partition, ID_PAGE, columns=key_columns)
