@@ -66,7 +66,9 @@ def in_process(url: str, partitions: list[DescriptorPartition]) -> float:
         "quality": QualitySettings(),
         "freshness": FreshnessSettings(),
     }
-    import great_expectations  # noqa: F401  (a worker imports it once, then stays warm)
+    from descriptor_pipeline.quality.gx_import import import_great_expectations
+
+    import_great_expectations()  # a worker imports it once, then stays warm
 
     started = time.perf_counter()
     with dg.instance_for_test() as instance:

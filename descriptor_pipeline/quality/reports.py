@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from descriptor_pipeline.quality import site
+from descriptor_pipeline.quality.gx_import import import_great_expectations
 from descriptor_pipeline.quality.results import MAX_EXAMPLES, SuiteResult, short
 
 # ---------------------------------------------------------------- quarantine summary
@@ -108,6 +109,7 @@ def render_data_docs(
     folder itself (`site`), and its Home and suite links work; run folders older than
     `keep_days` are pruned first.
     """
+    import_great_expectations()
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
@@ -145,6 +147,7 @@ def render_data_docs(
 def _render_suite(root: Path, suite_name: str) -> str | None:
     """The suite's own page (its expectations), once per suite: the page the validation's
     suite link opens. None when GX cannot render it (the link then stays as GX made it)."""
+    import_great_expectations()
     from great_expectations.render.renderer import ExpectationSuitePageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 

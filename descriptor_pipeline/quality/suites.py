@@ -1,6 +1,6 @@
 """The GX Core context and one suite per layer and resource type, and running them.
 
-Great Expectations is imported lazily (about 2 s) when a check first runs; the context and
+Great Expectations is imported (`gx_import`, about 1.4 s) when a check first runs; the context and
 the suites are built once per process.
 """
 
@@ -20,6 +20,7 @@ from descriptor_pipeline.quality.frames import (
     TREE_FIELDS,
     normalized_columns,
 )
+from descriptor_pipeline.quality.gx_import import import_great_expectations
 from descriptor_pipeline.quality.results import (
     DEFAULTS,
     MAX_EXAMPLES,
@@ -44,7 +45,7 @@ SuiteName = Literal["raw", "normalized", "values", "index"]  # values: normalize
 @cache
 def _gx() -> tuple[Any, Any]:
     """The ephemeral GX context and its one whole-dataframe batch definition (once per process)."""
-    import great_expectations as gx  # heavy import (~2 s): only when a check first runs
+    gx = import_great_expectations()  # heavy (~1.4 s): only when a check first runs
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
@@ -222,9 +223,8 @@ def suite_for(
     distributions: bool = True,
 ) -> Any:
     """The GX suite of one layer for one resource type, registered once per process."""
-    import great_expectations as gx
-
     context, _ = _gx()
+    gx = import_great_expectations()
     digest = hashlib.sha256(repr(thresholds).encode()).hexdigest()[:8]
     kind = "" if distributions else ".rows"
     suite = context.suites.add(gx.ExpectationSuite(name=f"{layer}.{resource_type}{kind}.{digest}"))

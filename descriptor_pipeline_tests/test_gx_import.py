@@ -1,0 +1,100 @@
+"""GX imported without `scipy.stats` and `altair`: a checked partition run never loads them, and
+an expectation that does use them still validates (each in a fresh interpreter, since this
+test process may have imported both already)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from descriptor_pipeline.quality.gx_import import DeferredModule, defer_import
+
+HEAVY = ["scipy.stats._stats_py", "altair.vegalite"]  # what the two real imports pull in
+
+CHECKED_RUN = """
+import json, sys
+import dagster as dg
+from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline_tests.conftest import Deployment
+tmp = sys.argv[1]
+with dg.instance_for_test() as instance:
+    dep = Deployment(f"sqlite:///{tmp}/catalog.sqlite", f"sqlite:///{tmp}/index.sqlite", instance)
+    seed_catalog(dep.catalog.engine, dep.catalog.config)
+    result = dep.materialize(dep.register()[0])
+    checks = result.get_asset_check_evaluations()
+print(json.dumps({
+    "success": result.success,
+    "checks": len(checks),
+    "checks_passed": all(c.passed for c in checks),
+    "gx": "great_expectations" in sys.modules,
+    "stand_in": type(sys.modules["scipy.stats"]).__name__,
+    "loaded": [m for m in HEAVY if m in sys.modules],
+}))
+"""
+
+KL_DIVERGENCE = """
+import json, sys
+import pandas as pd
+from descriptor_pipeline.quality.gx_import import import_great_expectations
+gx = import_great_expectations()
+before = [m for m in HEAVY if m in sys.modules]
+context = gx.get_context(mode="ephemeral")
+context.variables.progress_bars = {"globally": False}
+batch = (
+    context.data_sources.add_pandas("p").add_dataframe_asset("a")
+    .add_batch_definition_whole_dataframe("w")
+    .get_batch(batch_parameters={"dataframe": pd.DataFrame({"x": [1, 2, 2, 3, 3, 9]})})
+)
+result = batch.validate(gx.expectations.ExpectColumnKLDivergenceToBeLessThan(
+    column="x", threshold=0.1,
+    partition_object={"values": [1, 2, 3], "weights": [1 / 6, 2 / 6, 3 / 6]},
+))
+after_validation = [m for m in HEAVY if m in sys.modules]
+import altair
+from scipy import stats
+print(json.dumps({
+    "before": before,
+    "success": result.success,
+    "observed": result.result["observed_value"],
+    "after_validation": after_validation,
+    "chart": type(altair.Chart()).__name__,
+    "after": [m for m in HEAVY if m in sys.modules],
+    "entropy": stats.entropy([0.5, 0.5], [0.5, 0.5]),
+}))
+"""
+
+
+def _run(script: str, *args: str) -> dict[str, object]:
+    code = f"HEAVY = {HEAVY!r}\n{script}"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_checked_run_never_loads_the_deferred_modules(tmp_path: Path) -> None:
+    out = _run(CHECKED_RUN, str(tmp_path))
+    assert out["success"] and out["checks"] and out["checks_passed"]
+    assert out["gx"]  # the checks ran GX for real
+    assert out["stand_in"] == DeferredModule.__name__
+    assert out["loaded"] == []
+
+
+def test_an_expectation_that_needs_them_loads_them_on_use() -> None:
+    out = _run(KL_DIVERGENCE)
+    assert out["before"] == []
+    # 9 lies outside the partition object: the divergence is infinite, the expectation fails
+    assert out["success"] is False, out
+    assert out["after_validation"] == ["scipy.stats._stats_py"]  # KL divergence: scipy.stats
+    assert out["chart"] == "Chart"  # altair's first attribute read imports it
+    assert sorted(out["after"]) == sorted(HEAVY)
+    assert out["entropy"] == 0.0
+
+
+def test_an_imported_module_is_left_as_it_is() -> None:
+    assert defer_import("json") is False
+    assert not isinstance(sys.modules["json"], DeferredModule)
+    assert defer_import("no_such_module_here") is False
