@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -41,6 +42,7 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME as SENSOR_DAEMON_LOOP_SECONDS
 
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import GROUP
@@ -390,13 +392,22 @@ def wait_quiet(gql: GraphQL, store: Any, logs: list[Path]) -> None:
     wait_for("runs and the refresh queue to drain", quiet, 900, logs)
 
 
-def through_sensors(gql: GraphQL, row: Row, repeats: int, logs: list[Path]) -> dict[str, list]:
+def through_sensors(
+    gql: GraphQL, row: Row, repeats: int, logs: list[Path], seed: int = 11
+) -> dict[str, list]:
     """2: rename with an `updated_at` bump, as the catalog's app does. 3: rename WITHOUT a bump
-    (the incremental sensor cannot see it), then ask for the id's reindex both ways."""
+    (the incremental sensor cannot see it), then ask for the id's reindex both ways.
+
+    Each edit or request waits a random 0-5 s after the deployment went quiet, so it lands at a
+    random point of the sensor daemon's 5 s loop, as a user's would. Without it the bench's own
+    rhythm (quiet is seen just after the previous path's run ended) put every try of a path at
+    about the same point of the loop: 0.4-1.1 s to the request in one run, 4-5 s in another."""
     out: dict[str, list[dict[str, Any]]] = {}
+    phase = random.Random(seed)
     for way in ("incremental_sensor", "reindex_resources_job", "refresh_request_row"):
         for _ in range(repeats):
             wait_quiet(gql, row.store, logs)
+            time.sleep(phase.uniform(0, SENSOR_DAEMON_LOOP_SECONDS))
             tag, asked, job_run = row.rename(bump=way == "incremental_sensor"), time.time(), None
             if way == "reindex_resources_job":
                 config = {"resource_type": row.resource_type, "ids": [row.id]}
@@ -589,6 +600,8 @@ def main(argv: list[str] | None = None) -> None:
             "instance": args.instance,
             "sensor_min_interval_seconds": intervals,
             "backfill_daemon_loop_seconds": DEFAULT_DAEMON_INTERVAL_SECONDS,
+            "sensor_daemon_loop_seconds": SENSOR_DAEMON_LOOP_SECONDS,
+            "sensor_paths_start_at": "a random point of the sensor loop (seeded)",
         }
     }
     label = "demo" if args.catalog else sa.make_url(args.catalog_url).database or "catalog"
