@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from descriptor_pipeline.catalog_config import CatalogConfig, LinkTable
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
 from descriptor_pipeline.schema import SOURCE_COLUMNS
-from descriptor_pipeline.store_engine import create_engine, id_in
+from descriptor_pipeline.store_engine import OpenOnce, create_engine, id_in
 from descriptor_pipeline.values import is_missing
 
 RAW_COLUMNS = (
@@ -48,9 +48,14 @@ class CatalogSource:
         self.config = config or CatalogConfig()
         self._metadata = sa.MetaData(schema=self.config.db_schema)
         self._tables: dict[str, sa.Table] = {}
+        self._tables_lock = threading.Lock()  # a table defined twice on one MetaData raises
 
     # -- table objects built from configuration: names are identifiers, quoted by SQLAlchemy
     def resource_table(self, resource_type: str) -> sa.Table:
+        with self._tables_lock:
+            return self._resource_table(resource_type)
+
+    def _resource_table(self, resource_type: str) -> sa.Table:
         if resource_type not in self._tables:
             cfg = self.config.resource(resource_type)
             columns = [
@@ -70,6 +75,10 @@ class CatalogSource:
         return self._tables[resource_type]
 
     def link_table(self, link: LinkTable) -> sa.Table:
+        with self._tables_lock:
+            return self._link_table(link)
+
+    def _link_table(self, link: LinkTable) -> sa.Table:
         if link.table not in self._tables:
             columns = [
                 sa.Column(link.from_column, sa.BigInteger),
@@ -388,7 +397,7 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-@cache
+@OpenOnce
 def open_catalog(url: str, mapping_file: str | None = None) -> CatalogSource:
     """The catalog at `url` read through a mapping file (None: the demo's names); one per
     URL and mapping per process, so its engine and reflected tables are shared."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -24,6 +23,7 @@ from descriptor_pipeline.partition_ledger import PartitionLedger
 from descriptor_pipeline.partition_lock import WAIT_SECONDS
 from descriptor_pipeline.search import SearchHit
 from descriptor_pipeline.store_engine import (
+    OpenOnce,
     create_engine,
     dialect_insert,
     id_in,
@@ -342,7 +342,7 @@ class IndexStore(PartitionLedger):
         return dict(row) if row else None
 
 
-@cache
+@OpenOnce
 def open_store(url: str) -> IndexStore:
     """The index store at `url`, migrated to the current schema; one per URL and process."""
     store = IndexStore(create_engine(url))

@@ -6,9 +6,11 @@ choices (WAL and busy timeout on SQLite, psycopg 3 and orjson on Postgres) are m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -18,6 +20,27 @@ from descriptor_pipeline.id_ranges import IdRange
 from descriptor_pipeline.tables import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class OpenOnce(Generic[P, T]):
+    """`functools.cache` whose calls run under a lock: two threads opening the same URL
+    (Dagster evaluates sensor ticks in threads when `sensors.use_threads` is set) get one
+    object, and a store's migrations never run twice at once in a process."""
+
+    def __init__(self, open_: Callable[P, T]) -> None:
+        self._cached = functools.cache(open_)
+        self._lock = threading.RLock()
+        functools.update_wrapper(self, open_)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T:
+        with self._lock:
+            return self._cached(*args, **kwargs)
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._cached.cache_clear()
 
 
 class MissingTablesError(RuntimeError):

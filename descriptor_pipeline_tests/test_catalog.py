@@ -114,3 +114,33 @@ def test_id_ranges_exist_only_where_ids_do(backend_deployment: Deployment) -> No
     added = dep.register(range_size=1000)
     firsts = {p.id_range.first for p in added}
     assert firsts == set(starts) and 10**12 in firsts
+
+
+def test_threads_opening_one_catalog_share_it_and_its_tables(tmp_path: Path) -> None:
+    """Sensor ticks evaluated in threads (`sensors.use_threads`) open the same URL at once: one
+    source, and each table defined once on its MetaData (a second definition raises)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from descriptor_pipeline.catalog import open_catalog
+    from descriptor_pipeline.id_ranges import RESOURCE_TYPES
+
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    threads = 8
+    start = Barrier(threads)
+
+    def first_tick(_: int) -> tuple[int, list[int]]:
+        start.wait()
+        source = open_catalog(url, None)
+        tables = [source.resource_table(t) for t in RESOURCE_TYPES]
+        tables += [source.link_table(link) for t in RESOURCE_TYPES
+                   for _, link, _ in source.config.links_of(t)]  # fmt: skip
+        return id(source), [id(t) for t in tables]
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            opened = list(pool.map(first_tick, range(threads)))
+    finally:
+        open_catalog.cache_clear()
+    assert len({source for source, _ in opened}) == 1
+    assert len({tuple(tables) for _, tables in opened}) == 1

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.test_utils import create_run_for_test
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs import jobs, schedules, sensors
@@ -222,6 +223,51 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
         f"\nartist rename {artist_id}: 1 artist partition + {len(expected)} dependant "
         f"partitions ({queued} resources) in {ticks} queue ticks"
     )
+
+
+def test_fanout_waits_while_a_direct_change_is_in_flight(deployment: Deployment) -> None:
+    """Fan-out started beside the edited resource's own run shares its cores: the queue holds
+    it while an incremental or targeted run is queued or running, for a bounded time."""
+    dep = deployment
+    dep.register()
+    with dep.catalog.engine.connect() as conn:
+        artist_id = conn.execute(
+            sa.text("SELECT artist_id FROM music_track_artists ORDER BY artist_id LIMIT 1")
+        ).scalar_one()
+    cursor = tick(sensors.incremental_refresh_sensor, dep).cursor
+    touch(dep, "artist", artist_id, T0, name="Qwertz Renamed")
+    (direct,) = tick(sensors.incremental_refresh_sensor, dep, cursor).run_requests
+    queued = sum(queue_depth(dep.store).values())
+    assert queued > 0
+
+    def in_flight(mode: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+        """The daemon's side: a refresh run with these tags, not finished."""
+        tags = {**direct.tags, TAG_MODE: mode}
+        return create_run_for_test(dep.instance, "refresh_descriptors", status=status, tags=tags)
+
+    edit_run = in_flight("incremental", dg.DagsterRunStatus.NOT_STARTED)
+    held = tick(sensors.refresh_queue_sensor, dep)
+    assert held.run_requests == []
+    assert held.skip_reason is not None
+    assert held.skip_reason.skip_message == "fan-out waits for a direct change's run"
+    assert held.cursor == "0"  # nothing consumed: the next tick reads the same rows
+
+    # the edit's run ended; another fan-out run in flight holds nothing
+    dep.instance.report_run_canceled(edit_run)
+    in_flight("fanout", dg.DagsterRunStatus.STARTED)
+    released = tick(sensors.refresh_queue_sensor, dep)
+    assert released.run_requests
+    assert {r.tags[TAG_MODE] for r in released.run_requests} == {"fanout"}
+
+    # a targeted run holds it too, but only for freshness.fanout_yield_seconds after queueing
+    in_flight("targeted", dg.DagsterRunStatus.STARTED)
+    assert tick(sensors.refresh_queue_sensor, dep).run_requests == []
+    with dep.store.engine.begin() as conn:
+        conn.execute(
+            refresh_queue.update().values(enqueued_at=datetime.now(UTC) - timedelta(seconds=31))
+        )
+    overdue = tick(sensors.refresh_queue_sensor, dep)
+    assert [r.run_key for r in overdue.run_requests] == [r.run_key for r in released.run_requests]
 
 
 # ---------------------------------------------------------------- targeted reindex

@@ -205,6 +205,13 @@ class FreshnessSettings(dg.ConfigurableResource):
         default=DEFAULT_SETTINGS.requests_per_tick,
         description="Rows of descriptor_refresh_requests taken in per tick.",
     )
+    fanout_yield_seconds: int = Field(
+        default=int(DEFAULT_SETTINGS.fanout_yield.total_seconds()),
+        ge=0,
+        description="refresh_queue_sensor holds queued fan-out (resources that embed a changed "
+        "one) while an incremental or targeted run is queued or running, for at most this many "
+        "seconds after it was queued, so the edited resource's run has the machine to itself.",
+    )
     new_ranges_per_tick: int = Field(
         default=50,
         description="Id ranges catalog_growth_sensor adds per tick at most.",
@@ -239,6 +246,7 @@ class FreshnessSettings(dg.ConfigurableResource):
             queue_rows_per_tick=self.queue_rows_per_tick,
             queue_partitions_per_tick=self.queue_partitions_per_tick,
             requests_per_tick=self.requests_per_tick,
+            fanout_yield=timedelta(seconds=self.fanout_yield_seconds),
         )
 
 

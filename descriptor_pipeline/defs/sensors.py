@@ -5,6 +5,8 @@ three assets. The logic lives in `descriptor_pipeline.refresh`; this module only
 No `from __future__ import annotations`: Dagster reads the resource annotations at runtime.
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from descriptor_pipeline.defs.definition_settings import AT_LOAD
@@ -31,10 +33,12 @@ from descriptor_pipeline.refresh.changes import (
 )
 from descriptor_pipeline.refresh.queue import enqueue, prune_queue, read_queue
 from descriptor_pipeline.refresh.requests import intake_requests
-from descriptor_pipeline.refresh.tags import run_tags, scope_tags
+from descriptor_pipeline.refresh.tags import TAG_MODE, run_tags, scope_tags
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+IN_FLIGHT = [*PENDING, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 PARTITION_TAG = "dagster/partition"
+DIRECT_MODES = ["incremental", "targeted"]  # runs for the resource someone changed or named
 
 
 def _request(partition: DescriptorPartition, run_key: str, mode: str, **tags: str) -> dg.RunRequest:
@@ -52,6 +56,13 @@ def pending_partition_keys(instance: dg.DagsterInstance) -> set[str]:
     return {
         r.dagster_run.tags[PARTITION_TAG] for r in records if PARTITION_TAG in r.dagster_run.tags
     }
+
+
+def direct_change_in_flight(instance: dg.DagsterInstance) -> bool:
+    """A run for a changed or named resource is queued or running: fan-out started beside it
+    would share its cores and make the change itself reach the index later."""
+    filters = dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_MODE: DIRECT_MODES})
+    return bool(instance.get_run_records(filters=filters, limit=1))
 
 
 # ---------------------------------------------------------------- 1. catalog growth
@@ -173,7 +184,8 @@ def incremental_refresh_sensor(
     minimum_interval_seconds=AT_LOAD.queue_interval_seconds,
     description="Drains the append-only refresh queue (linked-resource fan-out, targeted reindex "
     "requests, reconciliation repairs) a few partitions per tick; its cursor is the last queue "
-    "row turned into a run request.",
+    "row turned into a run request. Fan-out waits while an incremental or targeted run is in "
+    "flight (freshness.fanout_yield_seconds at most).",
 )
 def refresh_queue_sensor(
     context: dg.SensorEvaluationContext,
@@ -191,7 +203,15 @@ def refresh_queue_sensor(
     for reason in intake.reasons:
         context.log.warning(f"reindex request rejected: {reason}")
     ranges = RangeLookup(context.instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
-    read = read_queue(store, ranges, committed, settings)
+    hold_since = None
+    if settings.fanout_yield and direct_change_in_flight(context.instance):
+        hold_since = datetime.now(UTC) - settings.fanout_yield
+    read = read_queue(store, ranges, committed, settings, hold_since)
+    if read.held:
+        context.log.info(
+            f"{read.held} queued fan-out rows wait for the incremental or targeted run in "
+            f"flight (at most {settings.fanout_yield.total_seconds():.0f} s after queueing)"
+        )
     if read.uncovered:
         context.log.info(
             f"{read.uncovered} queued ids lie beyond the last id range: the growth sensor adds "
@@ -208,5 +228,9 @@ def refresh_queue_sensor(
     return dg.SensorResult(
         run_requests=requests,
         cursor=str(read.cursor),
-        skip_reason=None if requests else "refresh queue is empty",
+        skip_reason=None
+        if requests
+        else "fan-out waits for a direct change's run"
+        if read.held
+        else "refresh queue is empty",
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from descriptor_pipeline.catalog_changes import as_utc
 from descriptor_pipeline.id_ranges import DescriptorPartition, RangeLookup
 from descriptor_pipeline.index_store import IndexStore
 from descriptor_pipeline.refresh.settings import DEFAULT_SETTINGS, RefreshSettings
@@ -88,24 +89,38 @@ class QueueRead:
     batches: list[QueueBatch]
     cursor: int  # the last seq consumed: the next read starts after it
     uncovered: int = 0  # rows whose id no registered range holds (the growth run covers them)
+    held: int = 0  # fan-out rows left for a later tick (`hold_fanout_since`)
 
 
 def read_queue(
-    store: IndexStore, ranges: RangeLookup, after: int, settings: RefreshSettings = DEFAULT_SETTINGS
+    store: IndexStore,
+    ranges: RangeLookup,
+    after: int,
+    settings: RefreshSettings = DEFAULT_SETTINGS,
+    hold_fanout_since: datetime | None = None,
 ) -> QueueRead:
     """Rows after `after`, in order, grouped by partition, up to `queue_partitions_per_tick`
-    partitions and `queue_rows_per_tick` rows. Nothing is written: the cursor is the claim."""
+    partitions and `queue_rows_per_tick` rows. Nothing is written: the cursor is the claim.
+
+    With `hold_fanout_since`, the read stops at the first fan-out row queued at or after it:
+    the cursor stays before that row, so it and everything behind it keep their order and are
+    read by a later tick."""
     q = refresh_queue
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(q.c.seq, q.c.resource_type, q.c.resource_id, q.c.reason)
+            sa.select(q.c.seq, q.c.resource_type, q.c.resource_id, q.c.reason, q.c.enqueued_at)
             .where(q.c.seq > after)
             .order_by(q.c.seq)
             .limit(settings.queue_rows_per_tick)
         ).all()
     grouped: dict[DescriptorPartition, list[tuple[int, int, str]]] = {}
-    cursor, uncovered = after, 0
-    for seq, resource_type, resource_id, reason in rows:
+    cursor, uncovered, held = after, 0, 0
+    for n, (seq, resource_type, resource_id, reason, enqueued_at) in enumerate(rows):
+        if hold_fanout_since is not None and reason == "fanout":
+            queued_at = as_utc(enqueued_at)
+            if queued_at is not None and queued_at >= hold_fanout_since:
+                held = len(rows) - n  # of this read: more may wait past queue_rows_per_tick
+                break
         id_range = ranges.range_of(int(resource_id))
         if id_range is not None:
             partition = DescriptorPartition(resource_type, id_range)
@@ -127,7 +142,7 @@ def read_queue(
                 tuple(sorted({i for _, i, _ in items})),
             )
         )
-    return QueueRead(batches, cursor, uncovered)
+    return QueueRead(batches, cursor, uncovered, held)
 
 
 def prune_queue(store: IndexStore, through: int) -> int:

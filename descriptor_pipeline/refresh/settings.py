@@ -17,6 +17,8 @@ class RefreshSettings:
     queue_rows_per_tick: int = 5000
     queue_partitions_per_tick: int = 8
     requests_per_tick: int = 1000
+    # queued fan-out waits this long at most while a direct change's run is in flight
+    fanout_yield: timedelta = timedelta(seconds=30)
 
 
 DEFAULT_SETTINGS = RefreshSettings()
