@@ -8,9 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +18,7 @@ from descriptor_pipeline.catalog_config import CatalogConfig, LinkTable
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES, DescriptorPartition, IdRange
 from descriptor_pipeline.schema import SOURCE_COLUMNS
 from descriptor_pipeline.store_engine import OpenOnce, create_engine, id_in
-from descriptor_pipeline.values import is_missing
+from descriptor_pipeline.values import is_utf8, iso_timestamp
 
 RAW_COLUMNS = (
     "resource_id",
@@ -52,42 +51,45 @@ class CatalogSource:
 
     # -- table objects built from configuration: names are identifiers, quoted by SQLAlchemy
     def resource_table(self, resource_type: str) -> sa.Table:
-        with self._tables_lock:
-            return self._resource_table(resource_type)
-
-    def _resource_table(self, resource_type: str) -> sa.Table:
-        if resource_type not in self._tables:
-            cfg = self.config.resource(resource_type)
-            columns = [
-                sa.Column(cfg.id_column, sa.BigInteger, primary_key=True),
-                sa.Column(cfg.name_column, sa.Text),
-            ]
-            if cfg.updated_at_column:
-                columns.append(sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)))
-            columns += [
-                sa.Column(c, sa.Text)
-                for c in (cfg.spotify_column, cfg.enrichment_column, cfg.custom_column)
-                if c
-            ]
-            if resource_type == "genre" and self.config.genre_parent_column:
-                columns.append(sa.Column(self.config.genre_parent_column, sa.BigInteger))
-            self._tables[resource_type] = sa.Table(cfg.table, self._metadata, *columns)
-        return self._tables[resource_type]
+        return self._table(resource_type, lambda: self._define_resource(resource_type))
 
     def link_table(self, link: LinkTable) -> sa.Table:
-        with self._tables_lock:
-            return self._link_table(link)
+        return self._table(link.table, lambda: self._define_link(link))
 
-    def _link_table(self, link: LinkTable) -> sa.Table:
-        if link.table not in self._tables:
-            columns = [
-                sa.Column(link.from_column, sa.BigInteger),
-                sa.Column(link.to_column, sa.BigInteger),
-            ]
-            if link.order_column:
-                columns.insert(0, sa.Column(link.order_column, sa.BigInteger))
-            self._tables[link.table] = sa.Table(link.table, self._metadata, *columns)
-        return self._tables[link.table]
+    def _table(self, key: str, define: Callable[[], sa.Table]) -> sa.Table:
+        """Each table defined once, under the lock: a second definition on the MetaData raises."""
+        if (known := self._tables.get(key)) is not None:
+            return known
+        with self._tables_lock:
+            if key not in self._tables:
+                self._tables[key] = define()
+            return self._tables[key]
+
+    def _define_resource(self, resource_type: str) -> sa.Table:
+        cfg = self.config.resource(resource_type)
+        columns = [
+            sa.Column(cfg.id_column, sa.BigInteger, primary_key=True),
+            sa.Column(cfg.name_column, sa.Text),
+        ]
+        if cfg.updated_at_column:
+            columns.append(sa.Column(cfg.updated_at_column, sa.DateTime(timezone=True)))
+        columns += [
+            sa.Column(c, sa.Text)
+            for c in (cfg.spotify_column, cfg.enrichment_column, cfg.custom_column)
+            if c
+        ]
+        if resource_type == "genre" and self.config.genre_parent_column:
+            columns.append(sa.Column(self.config.genre_parent_column, sa.BigInteger))
+        return sa.Table(cfg.table, self._metadata, *columns)
+
+    def _define_link(self, link: LinkTable) -> sa.Table:
+        columns = [
+            sa.Column(link.from_column, sa.BigInteger),
+            sa.Column(link.to_column, sa.BigInteger),
+        ]
+        if link.order_column:
+            columns.insert(0, sa.Column(link.order_column, sa.BigInteger))
+        return sa.Table(link.table, self._metadata, *columns)
 
     # -- queries
     def max_ids(self) -> dict[str, int]:
@@ -169,7 +171,7 @@ class CatalogSource:
         cfg = self.config.genre
         with self.engine.connect() as conn:
             names = conn.execute(sa.select(t.c[cfg.name_column]).order_by(t.c[cfg.id_column]))
-            return [r[0] for r in names if isinstance(r[0], str) and r[0] and _utf8(r[0])]
+            return [r[0] for r in names if isinstance(r[0], str) and r[0] and is_utf8(r[0])]
 
     def _raw_select(self, resource_type: str) -> tuple[sa.Select[Any], sa.ColumnElement[int]]:
         t = self.resource_table(resource_type)
@@ -202,7 +204,7 @@ class CatalogSource:
         out = []
         for row in rows:
             record = {c: row[c] for c in RAW_COLUMNS[:-1]}
-            record["source_updated_at"] = _iso(record["source_updated_at"])
+            record["source_updated_at"] = iso_timestamp(record["source_updated_at"])
             record["links"] = _json(links.get(int(record["resource_id"]), {}))
             out.append(record)
         return out
@@ -369,28 +371,6 @@ class CatalogSource:
                     )
                     out.setdefault(dependant_type, set()).update(r[0] for r in rows)
         return out
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _iso(value: Any) -> str | None:
-    """A timestamp as ISO 8601; text that does not parse is passed on as it is, for the raw
-    stage to quarantine (`timestamp:updated_at`)."""
-    if is_missing(value):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    text = str(value)
-    try:
-        return datetime.fromisoformat(text).isoformat()
-    except ValueError:
-        return text
 
 
 def _json(value: Any) -> str:

@@ -10,7 +10,6 @@ from typing import Any
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-from dagster._core.test_utils import create_run_for_test
 
 from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs import jobs, schedules, sensors
@@ -25,7 +24,7 @@ from descriptor_pipeline.refresh.changes import (
     dependants_of,
     scan_changes,
 )
-from descriptor_pipeline.refresh.queue import queue_depth
+from descriptor_pipeline.refresh.queue import enqueue, queue_depth
 from descriptor_pipeline.refresh.reconcile import reconcile_partition
 from descriptor_pipeline.refresh.requests import submit_request
 from descriptor_pipeline.refresh.tags import TAG_LANE, TAG_MODE
@@ -225,48 +224,62 @@ def test_fanout_drains_in_batches_and_survives_an_interrupted_tick(
     )
 
 
-def test_fanout_waits_while_a_direct_change_is_in_flight(deployment: Deployment) -> None:
+def test_fanout_waits_while_a_direct_change_is_in_flight(backend_deployment: Deployment) -> None:
     """Fan-out started beside the edited resource's own run shares its cores: the queue holds
-    it while an incremental or targeted run is queued or running, for a bounded time."""
-    dep = deployment
+    it while an incremental or targeted run is queued or running, for a bounded time, and
+    never holds a direct request queued behind it."""
+    dep = backend_deployment
     dep.register()
     with dep.catalog.engine.connect() as conn:
         artist_id = conn.execute(
             sa.text("SELECT artist_id FROM music_track_artists ORDER BY artist_id LIMIT 1")
         ).scalar_one()
+    enqueue(dep.store, {"album": [3]}, "targeted")  # a request queued before the edit
     cursor = tick(sensors.incremental_refresh_sensor, dep).cursor
     touch(dep, "artist", artist_id, T0, name="Qwertz Renamed")
     (direct,) = tick(sensors.incremental_refresh_sensor, dep, cursor).run_requests
-    queued = sum(queue_depth(dep.store).values())
-    assert queued > 0
+    assert sum(queue_depth(dep.store).values()) > 1
 
     def in_flight(mode: str, status: dg.DagsterRunStatus) -> dg.DagsterRun:
         """The daemon's side: a refresh run with these tags, not finished."""
-        tags = {**direct.tags, TAG_MODE: mode}
-        return create_run_for_test(dep.instance, "refresh_descriptors", status=status, tags=tags)
+        run = dg.DagsterRun(
+            job_name="refresh_descriptors", status=status, tags={**direct.tags, TAG_MODE: mode}
+        )
+        return dep.instance.add_run(run)
 
-    edit_run = in_flight("incremental", dg.DagsterRunStatus.NOT_STARTED)
+    edit_run = in_flight("incremental", dg.DagsterRunStatus.NOT_STARTED)  # QUEUED needs an origin
     held = tick(sensors.refresh_queue_sensor, dep)
-    assert held.run_requests == []
-    assert held.skip_reason is not None
-    assert held.skip_reason.skip_message == "fan-out waits for a direct change's run"
-    assert held.cursor == "0"  # nothing consumed: the next tick reads the same rows
+    # the request ahead of the fan-out is taken; the cursor stops just before the fan-out
+    assert [r.tags[TAG_MODE] for r in held.run_requests] == ["targeted"]
+    with dep.store.engine.connect() as conn:
+        seqs = conn.execute(sa.select(refresh_queue.c.seq).order_by(refresh_queue.c.seq)).all()
+    assert held.cursor == str(seqs[0][0])
 
     # the edit's run ended; another fan-out run in flight holds nothing
     dep.instance.report_run_canceled(edit_run)
     in_flight("fanout", dg.DagsterRunStatus.STARTED)
-    released = tick(sensors.refresh_queue_sensor, dep)
+    released = tick(sensors.refresh_queue_sensor, dep, held.cursor)
     assert released.run_requests
     assert {r.tags[TAG_MODE] for r in released.run_requests} == {"fanout"}
 
-    # a targeted run holds it too, but only for freshness.fanout_yield_seconds after queueing
+    # a targeted run holds it too ...
     in_flight("targeted", dg.DagsterRunStatus.STARTED)
-    assert tick(sensors.refresh_queue_sensor, dep).run_requests == []
+    again = tick(sensors.refresh_queue_sensor, dep, held.cursor)
+    assert again.run_requests == [] and again.cursor == held.cursor
+    assert again.skip_reason is not None
+    assert again.skip_reason.skip_message == "fan-out waits for a direct change's run"
+    # ... but not a direct request queued behind the fan-out
+    enqueue(dep.store, {"album": [4]}, "targeted")
+    behind = tick(sensors.refresh_queue_sensor, dep, held.cursor)
+    assert {r.tags[TAG_MODE] for r in behind.run_requests} >= {"fanout", "targeted"}
+    # ... and only for freshness.fanout_yield_seconds after queueing
     with dep.store.engine.begin() as conn:
+        q = refresh_queue.c
+        conn.execute(refresh_queue.delete().where(q.reason == "targeted", q.resource_id == 4))
         conn.execute(
             refresh_queue.update().values(enqueued_at=datetime.now(UTC) - timedelta(seconds=31))
         )
-    overdue = tick(sensors.refresh_queue_sensor, dep)
+    overdue = tick(sensors.refresh_queue_sensor, dep, held.cursor)
     assert [r.run_key for r in overdue.run_requests] == [r.run_key for r in released.run_requests]
 
 

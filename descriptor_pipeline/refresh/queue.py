@@ -9,7 +9,7 @@ the same cursor, and nothing is lost or launched twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -89,7 +89,21 @@ class QueueRead:
     batches: list[QueueBatch]
     cursor: int  # the last seq consumed: the next read starts after it
     uncovered: int = 0  # rows whose id no registered range holds (the growth run covers them)
-    held: int = 0  # fan-out rows left for a later tick (`hold_fanout_since`)
+    held: int = 0  # fan-out rows of this read left for a later tick (`hold_fanout_since`)
+
+
+def _held_from(rows: Sequence[sa.Row[Any]], since: datetime | None) -> int:
+    """How many rows at the end of this read wait: from the first fan-out row queued at or
+    after `since`, if every row from there on is fan-out. A targeted or other row behind it is
+    someone's direct request, which must not wait for fan-out: then nothing is held."""
+    if since is None:
+        return 0
+    for n, (_, _, _, reason, enqueued_at) in enumerate(rows):
+        queued_at = as_utc(enqueued_at) if reason == "fanout" else None
+        if queued_at is not None and queued_at >= since:
+            rest = rows[n:]
+            return len(rest) if all(r[3] == "fanout" for r in rest) else 0
+    return 0
 
 
 def read_queue(
@@ -102,9 +116,9 @@ def read_queue(
     """Rows after `after`, in order, grouped by partition, up to `queue_partitions_per_tick`
     partitions and `queue_rows_per_tick` rows. Nothing is written: the cursor is the claim.
 
-    With `hold_fanout_since`, the read stops at the first fan-out row queued at or after it:
-    the cursor stays before that row, so it and everything behind it keep their order and are
-    read by a later tick."""
+    With `hold_fanout_since`, the read stops at the first fan-out row queued at or after it
+    (`_held_from`): the cursor stays before that row, so it and the fan-out behind it keep their
+    order and are read by a later tick."""
     q = refresh_queue
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -114,13 +128,9 @@ def read_queue(
             .limit(settings.queue_rows_per_tick)
         ).all()
     grouped: dict[DescriptorPartition, list[tuple[int, int, str]]] = {}
-    cursor, uncovered, held = after, 0, 0
-    for n, (seq, resource_type, resource_id, reason, enqueued_at) in enumerate(rows):
-        if hold_fanout_since is not None and reason == "fanout":
-            queued_at = as_utc(enqueued_at)
-            if queued_at is not None and queued_at >= hold_fanout_since:
-                held = len(rows) - n  # of this read: more may wait past queue_rows_per_tick
-                break
+    cursor, uncovered = after, 0
+    held = _held_from(rows, hold_fanout_since)
+    for seq, resource_type, resource_id, reason, _ in rows[: len(rows) - held]:
         id_range = ranges.range_of(int(resource_id))
         if id_range is not None:
             partition = DescriptorPartition(resource_type, id_range)
