@@ -225,12 +225,9 @@ def refresh_queue_sensor(
         context.log.info(
             f"{len(requests)} partitions requested for queue rows {committed + 1}..{read.cursor}"
         )
+    idle = "fan-out waits for a direct change's run" if read.held else "refresh queue is empty"
     return dg.SensorResult(
         run_requests=requests,
         cursor=str(read.cursor),
-        skip_reason=None
-        if requests
-        else "fan-out waits for a direct change's run"
-        if read.held
-        else "refresh queue is empty",
+        skip_reason=None if requests else idle,
     )

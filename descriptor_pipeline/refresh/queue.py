@@ -98,11 +98,11 @@ def _held_from(rows: Sequence[sa.Row[Any]], since: datetime | None) -> int:
     someone's direct request, which must not wait for fan-out: then nothing is held."""
     if since is None:
         return 0
-    for n, (_, _, _, reason, enqueued_at) in enumerate(rows):
-        queued_at = as_utc(enqueued_at) if reason == "fanout" else None
+    for n, row in enumerate(rows):
+        queued_at = as_utc(row.enqueued_at) if row.reason == "fanout" else None
         if queued_at is not None and queued_at >= since:
             rest = rows[n:]
-            return len(rest) if all(r[3] == "fanout" for r in rest) else 0
+            return len(rest) if all(r.reason == "fanout" for r in rest) else 0
     return 0
 
 
