@@ -219,6 +219,18 @@ class IndexStore(PartitionLedger):
             yield IdRange(after + 1, last), records
             after = last
 
+    def blocked_ids(self, partition: DescriptorPartition) -> list[int]:
+        """The partition's normalized ids an editor blocked: the few the reconciliation counts
+        as withdrawn, without reading every row's flag."""
+        table = normalized_descriptors
+        query = sa.select(table.c.resource_id).where(
+            table.c.resource_type == partition.resource_type,
+            table.c.resource_id.between(partition.id_range.first, partition.id_range.last),
+            table.c.blocked.is_(True),
+        )
+        with self.engine.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
     def rows_by_id(
         self, conn: sa.Connection, table: sa.Table, resource_type: str, ids: Sequence[int]
     ) -> list[dict[str, Any]]:

@@ -272,10 +272,12 @@ def _drift_result(
     pairs: dict[str, list[tuple[dict[str, float] | None, dict[str, float]]]] = {}
     profiles: dict[str, dict[str, float]] = {}
     for w in work:
-        assert w.validator is not None and w.validator.profile is not None
+        assert w.validator is not None
+        current = w.validator.profile()
+        assert current is not None
         key, rows = w.partition.key, w.validator.rows
         thresholds = quality.thresholds(w.partition.resource_type)
-        current = profiles[key] = w.validator.profile.values()
+        profiles[key] = current
         baseline = store.load_baseline(key)
         pairs.setdefault(w.partition.resource_type, []).append((baseline, current))
         for d in compare_profiles(baseline, current, thresholds):
@@ -353,19 +355,11 @@ def _reconciliation_frame(
         for _, records in store.iter_records(target, partition, ID_PAGE, columns=key_columns)
         for record in records
     ]
-    blocked = [
-        int(r["resource_id"])
-        for _, records in store.iter_records(
-            normalized_table, partition, ID_PAGE, columns=["resource_id", "blocked"]
-        )
-        for r in records
-        if r["blocked"]
-    ]
     catalog_ids = list(source.ids(partition.resource_type, partition.id_range))
     frame = index_frame(
         pd.DataFrame(keys, columns=key_columns),
         catalog_ids,
-        blocked,
+        store.blocked_ids(partition),
         store.quarantine_rows(partition.key)["resource_id"],
         w.validator.search_names if w.validator is not None else {},
     )

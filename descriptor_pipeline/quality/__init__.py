@@ -19,11 +19,11 @@ The names below are re-exported for callers that read `quality.<name>`; new code
 the module that defines the name.
 """
 
-from descriptor_pipeline.quality.drift import Drift, ProfileBuilder, compare_profiles, profile
+from descriptor_pipeline.quality.drift import Drift, compare_profiles, profile_of
 from descriptor_pipeline.quality.frames import (
     LayerValidator,
     index_frame,
-    normalized_frame,
+    normalized_facts,
     raw_frame,
 )
 from descriptor_pipeline.quality.reports import render_data_docs, summarize_quarantine
@@ -35,13 +35,12 @@ __all__ = [
     "ExpectationSummary",
     "Layer",
     "LayerValidator",
-    "ProfileBuilder",
     "SuiteResult",
     "Thresholds",
     "compare_profiles",
     "index_frame",
-    "normalized_frame",
-    "profile",
+    "normalized_facts",
+    "profile_of",
     "raw_frame",
     "render_data_docs",
     "suite_for",

@@ -5,84 +5,44 @@ The baseline itself is stored by the index store (`IndexStore.load_baseline`/`sa
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
 from descriptor_pipeline.quality.results import DEFAULTS, Thresholds
-from descriptor_pipeline.schema import FieldSpec, fields_of
-from descriptor_pipeline.values import json_value
-
-_LIST_SOURCE = re.compile(r"^([a-z_]+)\.")
+from descriptor_pipeline.schema import fields_of
 
 
-def _sources_of(spec: FieldSpec, origin: dict[str, Any] | None) -> set[str]:
-    if not origin:
-        return set()
-    if spec.kind == "text_list":
-        return {m.group(1) for o in origin.get("from", []) if (m := _LIST_SOURCE.match(o))}
-    return {origin["source"]} if "source" in origin else set()
-
-
-class ProfileBuilder:
-    """A partition's shape, built chunk by chunk (memory: two ints per row for the quantiles).
+def profile_of(resource_type: str, frame: pd.DataFrame, values: pd.DataFrame) -> dict[str, float]:
+    """A partition's shape, from the frames its suite validates (`quality.frames`): the row
+    frame (a null where a field has no value) and the value frame (one line per value, with
+    the source its provenance names).
 
     `present.<field>.<source>` is the share of rows whose value came (at least partly) from that
     source: a source that stops sending a field shows as a drop there. `null_rate.<field>` is the
     share of rows with no value at all. Flat, so Dagster can plot each number over time.
     """
-
-    def __init__(self, resource_type: str) -> None:
-        self.specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
-        self.rows = 0
-        self.present: dict[tuple[str, str], int] = {}
-        self.nulls = dict.fromkeys((s.name for s in self.specs), 0)
-        self.genres: set[str] = set()
-        self.tags: set[str] = set()
-        self.name_len: list[int] = []
-        self.description_len: list[int] = []
-
-    def add(self, stored_rows: Iterable[dict[str, Any]]) -> None:
-        for row in stored_rows:
-            self.rows += 1
-            values = json_value(row["fields"])
-            provenance = json_value(row["provenance"])
-            for spec in self.specs:
-                if values.get(spec.name) in (None, [], ""):
-                    self.nulls[spec.name] += 1
-                for source in _sources_of(spec, provenance.get(spec.name)):
-                    key = (spec.name, source)
-                    self.present[key] = self.present.get(key, 0) + 1
-            self.genres.update(values.get("genres") or [])
-            self.tags.update(values.get("tags") or [])
-            self.name_len.append(len(values.get("name") or ""))
-            self.description_len.append(len(values.get("description") or ""))
-
-    def values(self) -> dict[str, float]:
-        rows = self.rows
-        out: dict[str, float] = {"rows": float(rows)}
-        for spec in self.specs:
-            out[f"null_rate.{spec.name}"] = self.nulls[spec.name] / rows if rows else 0.0
-            for where in {w.source.value for w in spec.sources}:
-                share = self.present.get((spec.name, where), 0) / rows if rows else 0.0
-                out[f"present.{spec.name}.{where}"] = share
-        out["distinct.genres"] = float(len(self.genres))
-        out["distinct.tags"] = float(len(self.tags))
-        for label, lengths in (("name", self.name_len), ("description", self.description_len)):
-            series = pd.Series(lengths or [0], dtype="float64")
-            for q in (0.5, 0.95):
-                out[f"length.{label}.p{int(q * 100)}"] = float(series.quantile(q))
-        return {k: round(v, 4) for k, v in out.items()}
-
-
-def profile(resource_type: str, stored: pd.DataFrame) -> dict[str, float]:
-    """The profile of a whole frame of stored normalized rows (see `ProfileBuilder`)."""
-    builder = ProfileBuilder(resource_type)
-    builder.add(stored.to_dict("records"))
-    return builder.values()
+    rows = len(frame)
+    out: dict[str, float] = {"rows": float(rows)}
+    present: dict[tuple[str, str], int] = {}
+    if len(values):
+        with_source = values.dropna(subset=["source"])
+        present = with_source.groupby(["field", "source"])["resource_id"].nunique().to_dict()
+    for spec in (s for s in fields_of(resource_type) if s.kind != "flag"):
+        nulls = int(frame[spec.name].isna().sum()) if rows else 0
+        out[f"null_rate.{spec.name}"] = nulls / rows if rows else 0.0
+        for where in {w.source.value for w in spec.sources}:
+            share = present.get((spec.name, where), 0) / rows if rows else 0.0
+            out[f"present.{spec.name}.{where}"] = share
+    for field in ("genres", "tags"):
+        distinct = values.loc[values["field"] == field, "value"].nunique() if len(values) else 0
+        out[f"distinct.{field}"] = float(distinct)
+    for label in ("name", "description"):
+        lengths = [len(v) if isinstance(v, str | list) else 0 for v in frame[label]] or [0]
+        series = pd.Series(lengths, dtype="float64")
+        for q in (0.5, 0.95):
+            out[f"length.{label}.p{int(q * 100)}"] = float(series.quantile(q))
+    return {k: round(v, 4) for k, v in out.items()}
 
 
 @dataclass(frozen=True)

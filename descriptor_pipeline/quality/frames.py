@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from descriptor_pipeline.quality.drift import ProfileBuilder
+from descriptor_pipeline.quality.drift import profile_of
 from descriptor_pipeline.quality.results import Layer
 from descriptor_pipeline.rules import GenreVocabulary
 from descriptor_pipeline.schema import SOURCE_COLUMNS, fields_of
@@ -61,11 +61,6 @@ def normalized_columns(resource_type: str) -> list[str]:
     return ["resource_id", "resource_type", "normalization_version", *(s.name for s in specs)]
 
 
-def _present(value: Any) -> Any:
-    """An empty text or list counts as no value (a null for GX's null rates)."""
-    return None if value in (None, "", []) else value
-
-
 def _source_of(item: Any) -> str | None:
     """`links.genres[0]` -> links: the source part of a list item's provenance path."""
     return str(item).split(".", 1)[0].split("[", 1)[0] if item else None
@@ -80,49 +75,48 @@ def _sources(origin: Any) -> list[str | None]:
     return [_source_of(item) for item in origin.get("from") or []]
 
 
-def normalized_frame(resource_type: str, parsed: list[dict[str, Any]]) -> pd.DataFrame:
-    """Stored normalized rows (`fields` parsed) -> one row per resource: its fields as
-    columns, kept as stored, so a wrongly typed value shows as itself."""
-    specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
-    records = []
-    for row in parsed:
-        values = row["fields"] if isinstance(row["fields"], dict) else {}
-        record = {
-            "resource_id": int(row["resource_id"]),
-            "resource_type": row.get("resource_type"),
-            "normalization_version": row["normalization_version"],
-        }
-        for spec in specs:
-            record[spec.name] = _present(values.get(spec.name))
-        records.append(record)
-    return pd.DataFrame(records, columns=normalized_columns(resource_type), dtype=object)
+def normalized_facts(
+    resource_type: str, rows: Iterable[dict[str, Any]], vocabulary: GenreVocabulary | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stored normalized rows -> the row frame (one row per resource, its fields as columns,
+    kept as stored so a wrongly typed value shows as itself) and the value frame (every value
+    of every field, one per line: the field, the value as text, the source its provenance
+    names (null: none), and for genres and tags the genre-tree name it maps to (`in_tree`,
+    null when the tree has none)).
 
-
-def value_frame(
-    resource_type: str, parsed: list[dict[str, Any]], vocabulary: GenreVocabulary | None
-) -> pd.DataFrame:
-    """Every value of every field, one per line (a list gives one line per item): the field,
-    the value as text, the source its provenance names (null: none), and for genres and tags
-    the genre-tree name it maps to (`in_tree`, null when the tree has none)."""
-    specs = [s for s in fields_of(resource_type) if s.kind != "flag"]
-    records = []
-    for row in parsed:
-        values = row["fields"] if isinstance(row["fields"], dict) else {}
-        provenance = row["provenance"] if isinstance(row["provenance"], dict) else {}
+    One walk, each row's JSON parsed once: a walk per frame and per profile cost about twice
+    as much, and the check's share of a run is measured (`docs/benchmarks.md`).
+    """
+    specs = [(s.name, s.name in TREE_FIELDS) for s in fields_of(resource_type) if s.kind != "flag"]
+    in_tree: dict[str, str | None] = {}  # the tree's name of a value: few distinct ones
+    records: list[list[Any]] = []
+    lines: list[tuple[int, str, str, str | None, str | None]] = []
+    for row in rows:
+        values = json_value(row["fields"])
+        provenance = json_value(row["provenance"])
+        values = values if isinstance(values, dict) else {}
+        provenance = provenance if isinstance(provenance, dict) else {}
         resource_id = int(row["resource_id"])
-        for spec in specs:
-            value = _present(values.get(spec.name))
-            if value is None:
+        record = [resource_id, row.get("resource_type"), row["normalization_version"]]
+        for name, tree in specs:
+            value = values.get(name)
+            if value is None or value == "" or value == []:
+                record.append(None)
                 continue
+            record.append(value)
             items = value if isinstance(value, list) else [value]
-            sources = _sources(provenance.get(spec.name))
+            sources = _sources(provenance.get(name))
             for i, item in enumerate(items):
+                mapped = None
+                if tree and isinstance(item, str):
+                    if item not in in_tree:
+                        in_tree[item] = vocabulary.canonical(item) if vocabulary else item
+                    mapped = in_tree[item]
                 source = sources[i] if i < len(sources) else None
-                in_tree = None
-                if spec.name in TREE_FIELDS and isinstance(item, str):
-                    in_tree = vocabulary.canonical(item) if vocabulary else item
-                records.append((resource_id, spec.name, str(item), source, in_tree))
-    return pd.DataFrame.from_records(records, columns=list(VALUE_FRAME_COLUMNS))
+                lines.append((resource_id, name, str(item), source, mapped))
+        records.append(record)
+    frame = pd.DataFrame(records, columns=normalized_columns(resource_type), dtype=object)
+    return frame, pd.DataFrame.from_records(lines, columns=list(VALUE_FRAME_COLUMNS))
 
 
 def index_frame(
@@ -184,7 +178,7 @@ class LayerValidator:
         self.frames: list[pd.DataFrame] = []
         self.value_frames: list[pd.DataFrame] = []
         self.search_names: dict[int, str] = {}
-        self.profile = ProfileBuilder(resource_type) if with_profile else None
+        self.with_profile = with_profile
         self.rows = 0
         self.seconds = 0.0  # time spent building frames, for the checks' share of a run
 
@@ -197,19 +191,10 @@ class LayerValidator:
             self.search_names.update({int(r["resource_id"]): r["search_name"] for r in rows})
         elif self.layer == "raw":
             self.frames.append(raw_frame(pd.DataFrame(rows)))
-        else:  # fields and provenance parsed once, for the frames and the profile
-            parsed = [
-                {
-                    **r,
-                    "fields": json_value(r["fields"]),
-                    "provenance": json_value(r["provenance"]),
-                }
-                for r in rows
-            ]
-            self.frames.append(normalized_frame(self.resource_type, parsed))
-            self.value_frames.append(value_frame(self.resource_type, parsed, self.vocabulary))
-            if self.profile is not None:
-                self.profile.add(parsed)
+        else:
+            frame, values = normalized_facts(self.resource_type, rows, self.vocabulary)
+            self.frames.append(frame)
+            self.value_frames.append(values)
         self.seconds += time.perf_counter() - started
 
     def frame(self) -> pd.DataFrame:
@@ -223,6 +208,12 @@ class LayerValidator:
     def values(self) -> pd.DataFrame:
         """Every field value written, one per line (normalized layer)."""
         return concat_frames(self.value_frames, list(VALUE_FRAME_COLUMNS))
+
+    def profile(self) -> dict[str, float] | None:
+        """The drift profile of the rows written (normalized layer, when asked for)."""
+        if not self.with_profile:
+            return None
+        return profile_of(self.resource_type, self.frame(), self.values())
 
 
 def concat_frames(frames: Iterable[pd.DataFrame], columns: list[str] | None = None) -> pd.DataFrame:
