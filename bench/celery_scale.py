@@ -22,8 +22,8 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from bench.databases import fresh_database, reset_pipeline_tables
 from bench.generate_catalog import generate
-from bench.run_benchmarks import fresh_database, reset_pipeline_tables
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import CATALOG_POOL, WRITER_POOL, descriptor_assets
 from descriptor_pipeline.defs.partitions import multi_partition_key, register_id_ranges

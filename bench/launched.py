@@ -25,16 +25,12 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,91 +40,19 @@ import dagster as dg
 import sqlalchemy as sa
 from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME as SENSOR_DAEMON_LOOP_SECONDS
 
+from bench.launched_backfill import in_process, launched_backfill, work_done
+from bench.launched_graphql import LOCATION, SENSORS, GraphQL
+from bench.launched_sensors import Row, start_sensors, through_sensors
 from descriptor_pipeline.catalog import open_catalog
-from descriptor_pipeline.defs.assets import GROUP
 from descriptor_pipeline.defs.partitions import all_partitions, register_id_ranges
 from descriptor_pipeline.defs.resources import FreshnessSettings
 from descriptor_pipeline.freshness import partitions_with_rows
 from descriptor_pipeline.index_store import open_store
-from descriptor_pipeline.refresh.queue import queue_depth
-from descriptor_pipeline.refresh.requests import submit_request
-from descriptor_pipeline.tables import refresh_requests
 from descriptor_pipeline_tests.processes import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = Path(__file__).parent / "results"
-LOCATION = "descriptor_pipeline"
-JOB = "refresh_descriptors"  # what the sensors request
-SENSORS = ("incremental_refresh_sensor", "refresh_queue_sensor")
-ACTIVE = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
-FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name
-  locationOrLoadError { __typename ... on RepositoryLocation { repositories { name } } } } } } }"""
-DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { required healthy } } } }"
-FAILURES = """query F($id: ID!) { logsForRun(runId: $id, limit: 10000) { __typename
-  ... on EventConnection { events { __typename
-    ... on ExecutionStepFailureEvent { stepKey error { message } }
-    ... on EngineEvent { message error { message } }
-    ... on RunFailureEvent { message } } } } }"""
-GROUP_ASSETS = "query G($g: AssetGroupSelector!) { assetNodes(group: $g) { assetKey { path } } }"
-LAUNCH_BACKFILL = """mutation B($p: LaunchBackfillParams!) { launchPartitionBackfill(
-  backfillParams: $p) { __typename ... on LaunchBackfillSuccess { backfillId }
-  ... on Error { message } } }"""
-BACKFILL = """query B($id: String!) { partitionBackfillOrError(backfillId: $id) {
-  ... on PartitionBackfill { status } } }"""
-RUNS = """query R($f: RunsFilter) { runsOrError(filter: $f) { __typename ... on Runs {
-  results { runId status creationTime startTime endTime } } ... on Error { message } } }"""
-LAUNCH_RUN = """mutation L($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
-  ... on LaunchRunSuccess { run { runId } } ... on Error { message }
-  ... on RunConfigValidationInvalid { errors { message } } } }"""
-START_SENSOR = """mutation S($s: SensorSelector!) { startSensor(sensorSelector: $s) {
-  __typename ... on Error { message } } }"""
-SENSOR_CURSOR = """query C($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
-  ... on Sensor { sensorState { typeSpecificData { ... on SensorData { lastCursor } } } } } }"""
-
-
-class GraphQL:
-    """The webserver's /graphql endpoint, sent what the UI's client sends."""
-
-    def __init__(self, port: int) -> None:
-        self.url, self.repository = f"http://127.0.0.1:{port}/graphql", ""
-
-    def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            payload = json.load(response)
-        if payload.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {payload['errors']}")
-        return payload["data"]
-
-    def location_loaded(self) -> bool:
-        try:
-            entries = self(WORKSPACE)["workspaceOrError"].get("locationEntries") or []
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-        for entry in entries:
-            loaded = entry["locationOrLoadError"] or {}
-            if entry["name"] == LOCATION and loaded["__typename"] == "RepositoryLocation":
-                self.repository = loaded["repositories"][0]["name"]
-                return True
-        return False
-
-    def daemons_healthy(self) -> bool:
-        statuses = self(DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
-        return all(s["healthy"] for s in statuses if s["required"])
-
-    def runs(self, **runs_filter: Any) -> list[dict[str, Any]]:
-        result = self(RUNS, f=runs_filter)["runsOrError"]
-        if result["__typename"] != "Runs":
-            raise RuntimeError(result)
-        return result["results"]
-
-    def selector(self, **names: str) -> dict[str, str]:
-        return {"repositoryLocationName": LOCATION, "repositoryName": self.repository, **names}
 
 
 def start(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -156,277 +80,9 @@ def fresh_pg_database(
     return server.set(drivername=driver, database=name).render_as_string(hide_password=False)
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
-
-
-def max_overlap(spans: list[tuple[float, float]]) -> int:
-    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    depth = best = 0
-    for _, step in edges:
-        depth += step
-        best = max(best, depth)
-    return best
-
-
-def work_done(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, int]:
-    """Materializations and check evaluations in the event log: shows both paths did the same."""
-    materialized = dg.DagsterEventType.ASSET_MATERIALIZATION
-    kinds = {materialized, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
-    out = {"materializations": 0, "check_evaluations": 0, "checks_failed": 0}
-    for run_id in run_ids:
-        for record in instance.get_records_for_run(run_id, of_type=kinds).records:
-            event = record.event_log_entry.dagster_event
-            if event is None or event.event_type == materialized:
-                out["materializations"] += 1
-            else:
-                out["check_evaluations"] += 1
-                out["checks_failed"] += not getattr(event.event_specific_data, "passed", True)
-    return out
-
-
 def index_rows(url: str) -> int:
     with open_store(url).engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT count(*) FROM descriptor_index")).scalar_one())
-
-
-def offsets(run: dict[str, Any] | None, since: float, prefix: str = "run") -> dict[str, Any]:
-    """When a run was requested (created), started and ended, in seconds after `since`."""
-    fields = {"requested": "creationTime", "started": "startTime", "ended": "endTime"}
-    if run is None:
-        return {}
-    return {f"{prefix}_{k}_after": run[f] - since if run[f] else None for k, f in fields.items()}
-
-
-# ---------------------------------------------------------------- 1. the UI backfill, in-process
-
-
-def launched_backfill(gql: GraphQL, keys: list[str], timeout: float, logs: list[Path]) -> dict:
-    """Assets > group > Materialize… > these partitions: one `launchPartitionBackfill`, timed from
-    the mutation to the end of the backfill's last run (its runs carry `dagster/backfill`).
-
-    The daemons report healthy with their first heartbeat, which the backfill daemon writes as
-    its first iteration ends, so the launch lands just after one: the pickup measured is the
-    worst case of its fixed 30 s loop (a long-running daemon makes a user wait 15 s on average).
-    """
-    nodes = gql(GROUP_ASSETS, g=gql.selector(groupName=GROUP))["assetNodes"]
-    assets = [n["assetKey"] for n in nodes]
-    launched_at = time.time()
-    params = {"assetSelection": assets, "partitionNames": keys, "tags": []}
-    result = gql(LAUNCH_BACKFILL, p=params)["launchPartitionBackfill"]
-    if result["__typename"] != "LaunchBackfillSuccess":
-        raise RuntimeError(f"backfill not launched: {result}")
-    backfill_id = result["backfillId"]
-
-    def finished() -> tuple[str, list[dict[str, Any]], float] | None:
-        status = gql(BACKFILL, id=backfill_id)["partitionBackfillOrError"]["status"]
-        runs = gql.runs(tags=[{"key": "dagster/backfill", "value": backfill_id}])
-        if status in BACKFILL_DONE and all(r["status"] in FINISHED for r in runs):
-            return status, runs, time.time()
-        return None
-
-    status, runs, seen_done = wait_for("the backfill to finish", finished, timeout, logs)
-    spans = [(r["startTime"], r["endTime"]) for r in runs if r["startTime"] and r["endTime"]]
-    if not spans:
-        raise RuntimeError(f"backfill {backfill_id} ended {status} without a run that ran")
-    statuses = [r["status"] for r in runs]
-    failures = [
-        {"run": r["runId"], "step": e.get("stepKey"), "error": (
-            (e.get("error") or {}).get("message") or e.get("message") or "")[:1200]}
-        for r in runs
-        if r["status"] == "FAILURE"
-        for e in gql(FAILURES, id=r["runId"])["logsForRun"].get("events", [])
-        if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")
-        or (e["__typename"] == "EngineEvent" and e.get("error"))
-    ]  # fmt: skip
-    return {
-        "status": status,
-        "assets": [a["path"][-1] for a in assets],
-        "runs": len(runs),
-        "run_statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
-        "seconds": max(e for _, e in spans) - launched_at,
-        "first_run_requested_after": min(r["creationTime"] for r in runs) - launched_at,
-        "last_run_requested_after": max(r["creationTime"] for r in runs) - launched_at,
-        "first_run_started_after": min(s for s, _ in spans) - launched_at,
-        "status_terminal_seen_after": seen_done - launched_at,
-        "run_seconds": spread([e - s for s, e in spans]),
-        "max_concurrent_runs": max_overlap(spans),
-        "run_ids": [r["runId"] for r in runs],
-        "failures": failures,  # a failed run's own words (run_retries re-executes it)
-    }
-
-
-def in_process(home: Path, env: dict[str, str], keys: list[str], log: Path) -> dict[str, Any]:
-    """The same partitions one after another through the code location's own asset job in this
-    process (no daemon, no queue, no process per run). Taken from the loaded `defs` and limited
-    to the group, it runs whatever checks the definitions attach (separate or check_specs)."""
-    os.environ.update(env)  # the resources are EnvVars, resolved when a run starts
-    from descriptor_pipeline.definitions import defs
-
-    try:
-        job = defs.resolve_implicit_global_asset_job_def()
-    except dg.DagsterInvariantViolationError:  # several partitionings: the group's own job
-        job = defs.resolve_job_def(JOB)
-    selection = list(dg.AssetSelection.groups(GROUP).resolve(defs.resolve_asset_graph()))
-    seconds, run_ids = [], []
-    with (
-        dg.DagsterInstance.from_config(str(home)) as instance,
-        log.open("w") as out,
-        contextlib.redirect_stderr(out),  # the console logger: as a launched run's, to a file
-    ):
-        started = time.perf_counter()
-        for key in keys:
-            t0 = time.perf_counter()
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=key,
-                asset_selection=selection,
-                raise_on_error=False,
-            )
-            seconds.append(time.perf_counter() - t0)
-            run_ids.append(result.run_id)
-        total = time.perf_counter() - started
-        failed = sum(not r.is_success for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids)))
-        return {
-            "job": job.name,
-            "seconds": total,
-            "runs": len(run_ids),
-            "failed_runs": failed,
-            "run_seconds": spread(seconds),
-            "work": work_done(instance, run_ids),
-        }
-
-
-# ---------------------------------------------------------------- 2 + 3. through the sensors
-
-
-class Row:
-    """The catalog row the bench renames (restored at the end): the first one the backfill
-    published, so it is not a blocked one. A digit tag in its new name shows in the index."""
-
-    def __init__(self, source: Any, store: Any, resource_type: str) -> None:
-        self.source, self.store, self.resource_type = source, store, resource_type
-        cfg = source.config.resource(resource_type)
-        self.table = source.resource_table(resource_type)
-        self.id_col = self.table.c[cfg.id_column]
-        self.name, self.ts = cfg.name_column, cfg.updated_at_column
-        query = "SELECT min(resource_id) FROM descriptor_index WHERE resource_type = :t"
-        with store.engine.connect() as conn:
-            self.id = int(conn.execute(sa.text(query), {"t": resource_type}).scalar_one())
-        columns = [self.table.c[self.name], self.table.c[self.ts]]
-        with source.engine.connect() as conn:
-            found = conn.execute(sa.select(*columns).where(self.id_col == self.id))
-            self.original = dict(found.mappings().one())
-        self.stamp, self.count = f"{int(time.time()) % 100_000:05d}", 0
-
-    def rename(self, bump: bool) -> str:
-        self.count += 1
-        tag = f"{self.stamp}{self.count:02d}"
-        values: dict[str, Any] = {self.name: f"Launched Bench Ωmega {tag}"}
-        if bump:
-            values[self.ts] = datetime.now(UTC)
-        with self.source.engine.begin() as conn:
-            conn.execute(self.table.update().where(self.id_col == self.id).values(values))
-        return tag
-
-    def restore(self) -> None:
-        with self.source.engine.begin() as conn:
-            conn.execute(self.table.update().where(self.id_col == self.id).values(self.original))
-
-    def wait_published(
-        self, gql: GraphQL, tag: str, since: float, timeout: float, logs: list[Path]
-    ) -> tuple[float, dict[str, Any] | None]:
-        """Seconds from `since` until the index has the tag, and the refresh run that did it;
-        a failed refresh run ends the wait at once instead of at the timeout."""
-
-        def probe() -> float | None:
-            document = self.store.document(self.resource_type, self.id)
-            if document and tag in document["name"]:
-                return time.time()
-            failed = gql.runs(pipelineName=JOB, createdAfter=since, statuses=["FAILURE"])
-            if failed:
-                raise RuntimeError(f"refresh run {failed[0]['runId']} failed; see daemon.log")
-            return None
-
-        seen = wait_for(f"{self.resource_type} {self.id} in the index", probe, timeout, logs)
-        runs = gql.runs(pipelineName=JOB, createdAfter=since)
-        if not runs:
-            return seen - since, None
-        run_id = min(runs, key=lambda r: r["creationTime"])["runId"]
-
-        def ended() -> dict[str, Any] | None:  # it goes on after publishing (checks)
-            (run,) = gql.runs(runIds=[run_id])
-            return run if run["status"] in FINISHED else None
-
-        return seen - since, wait_for(f"run {run_id} to end", ended, timeout, logs)
-
-
-def start_sensors(gql: GraphQL, logs: list[Path]) -> float:
-    """Both refresh sensors on (the UI's toggle); seconds to the incremental one's first tick,
-    which only records where the catalog is."""
-    started = time.time()
-    for name in SENSORS:
-        result = gql(START_SENSOR, s=gql.selector(sensorName=name))["startSensor"]
-        if result["__typename"] != "Sensor":
-            raise RuntimeError(f"{name} not started: {result}")
-
-    def cursor() -> str | None:
-        found = gql(SENSOR_CURSOR, s=gql.selector(sensorName=SENSORS[0]))["sensorOrError"]
-        return ((found.get("sensorState") or {}).get("typeSpecificData") or {}).get("lastCursor")
-
-    wait_for("the incremental sensor's first tick", cursor, 300, logs)
-    return time.time() - started
-
-
-def wait_quiet(gql: GraphQL, store: Any, logs: list[Path]) -> None:
-    """No run queued or running, refresh queue and requests empty (the fan-out of an earlier edit
-    drained): every figure is one change on an idle deployment."""
-    requests = refresh_requests
-    pending = sa.select(sa.func.count()).where(requests.c.status == "pending")
-
-    def quiet() -> bool:
-        with store.engine.connect() as conn:
-            waiting = conn.execute(pending).scalar_one()
-        return not waiting and not queue_depth(store) and not gql.runs(statuses=ACTIVE)
-
-    wait_for("runs and the refresh queue to drain", quiet, 900, logs)
-
-
-def through_sensors(
-    gql: GraphQL, row: Row, repeats: int, logs: list[Path], seed: int = 11
-) -> dict[str, list]:
-    """2: rename with an `updated_at` bump, as the catalog's app does. 3: rename WITHOUT a bump
-    (the incremental sensor cannot see it), then ask for the id's reindex both ways.
-
-    Each edit or request waits a random 0-5 s after the deployment went quiet, so it lands at a
-    random point of the sensor daemon's 5 s loop, as a user's would. Without it the bench's own
-    rhythm (quiet is seen just after the previous path's run ended) put every try of a path at
-    about the same point of the loop: 0.4-1.1 s to the request in one run, 4-5 s in another."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    phase = random.Random(seed)
-    for way in ("incremental_sensor", "reindex_resources_job", "refresh_request_row"):
-        for _ in range(repeats):
-            wait_quiet(gql, row.store, logs)
-            time.sleep(phase.uniform(0, SENSOR_DAEMON_LOOP_SECONDS))
-            tag, asked, job_run = row.rename(bump=way == "incremental_sensor"), time.time(), None
-            if way == "reindex_resources_job":
-                config = {"resource_type": row.resource_type, "ids": [row.id]}
-                params = {
-                    "selector": gql.selector(jobName="reindex_resources"),
-                    "runConfigData": {"ops": {"queue_reindex": {"config": config}}},
-                }
-                launched = gql(LAUNCH_RUN, p=params)["launchRun"]
-                if launched["__typename"] != "LaunchRunSuccess":
-                    raise RuntimeError(f"reindex_resources not launched: {launched}")
-                job_run = launched["run"]["runId"]
-            elif way == "refresh_request_row":
-                submit_request(row.store, row.resource_type, [row.id], "bench.launched")
-            seconds, run = row.wait_published(gql, tag, asked, 600, logs)
-            entry = {"seconds": seconds, **offsets(run, asked)}
-            if job_run:
-                entry.update(offsets(gql.runs(runIds=[job_run])[0], asked, "reindex_job"))
-            out.setdefault(way, []).append(entry)
-    return out
 
 
 # ---------------------------------------------------------------- setup, report, main

@@ -1,9 +1,9 @@
-"""Data quality with real GX runs: suites as asset checks, blocking, quarantine + replay, drift."""
+"""Data quality with real GX runs: suites as asset checks, blocking, quarantine + replay, drift.
+The quality parts that need no run (drift comparison, thresholds, Data Docs links and pruning,
+the index suite's per-id status) are tested in test_quality_pure.py."""
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -18,9 +18,6 @@ from descriptor_pipeline.defs.resources import QualitySettings
 from descriptor_pipeline.defs.sensors import refresh_queue_sensor
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.normalization import normalize_rows
-from descriptor_pipeline.quality.drift import compare_profiles
-from descriptor_pipeline.quality.reports import data_docs_url, prune_data_docs
-from descriptor_pipeline.quality.results import Thresholds
 from descriptor_pipeline.tables import descriptor_index
 from descriptor_pipeline_tests.conftest import Deployment, metadata_of
 
@@ -327,33 +324,6 @@ def test_drift_between_two_runs_warns_when_a_source_loses_a_field(
     assert second.asset_materializations_for_node("descriptor_index")  # drift does not block
 
 
-def test_compare_profiles_thresholds() -> None:
-    before = {"rows": 100.0, "null_rate.name": 0.0, "distinct.tags": 40.0, "length.name.p50": 12}
-    same = compare_profiles(before, {**before, "null_rate.name": 0.05})
-    assert same == []
-    moved = compare_profiles(
-        before, {**before, "null_rate.name": 0.2, "distinct.tags": 10.0, "length.name.p50": 14}
-    )
-    assert [d.metric for d in moved] == ["distinct.tags", "null_rate.name"]
-    strict = Thresholds(drift_max_rate_change=0.01)
-    assert compare_profiles(before, {**before, "null_rate.name": 0.05}, strict)
-    small = {**before, "rows": 5.0}
-    assert compare_profiles(small, {**small, "null_rate.name": 1.0}) == []
-    assert compare_profiles(None, before) == []
-
-
-def test_thresholds_come_from_the_quality_resource() -> None:
-    assert QualitySettings().thresholds() == Thresholds()  # one copy of the defaults
-    assert QualitySettings(min_vocab_share=0.5).thresholds().min_vocab_share == 0.5
-    per_type = QualitySettings(
-        min_vocab_share=0.5,
-        per_resource_type={"track": {"min_vocab_share": 0.9, "present.duration_ms": 0.8}},
-    )
-    assert per_type.thresholds("track").min_vocab_share == 0.9
-    assert per_type.thresholds("track").min_present == (("duration_ms", 0.8),)
-    assert per_type.thresholds("artist").min_vocab_share == 0.5  # the common value
-
-
 def test_a_type_null_rate_threshold_warns_in_the_data_s_terms(deployment: Deployment) -> None:
     """`present.<field>`: a per-type null rate over the rows' own column, a warning only."""
     deployment.register()
@@ -398,85 +368,3 @@ def test_a_run_without_the_checks_validates_nothing_and_publishes(deployment: De
     }
     assert meta["rows_written"] > 0 and meta["checks_seconds"] < 0.05
     assert published(deployment, "artist")
-
-
-def test_report_links_are_http_under_a_base_url_else_file_urls(tmp_path: Path) -> None:
-    """A browser refuses file:// links from the UI's http page: with a base URL the link is the
-    page's path under it (what scripts/ui.sh serves), without one the file URL as before."""
-    root = tmp_path / "data_docs"
-    page = root / "run-1" / "000000000-000000999_artist" / "raw.artist 1.html"
-    page.parent.mkdir(parents=True)
-    page.write_text("<html></html>")
-    assert data_docs_url(page, root) == page.resolve().as_uri()
-    served = QualitySettings(data_docs_dir=str(root), data_docs_base_url="http://127.0.0.1:3001/")
-    assert served.docs_url(page) == (
-        "http://127.0.0.1:3001/run-1/000000000-000000999_artist/raw.artist%201.html"
-    )
-
-
-def test_rendering_prunes_run_folders_older_than_the_setting(tmp_path: Path) -> None:
-    root = tmp_path / "data_docs"
-    old, recent = root / "old-run", root / "recent-run"
-    for run in (old, recent):
-        (run / "partition").mkdir(parents=True)
-        (run / "partition" / "raw.html").write_text("<html></html>")
-    month_ago = time.time() - 30 * 86_400
-    os.utime(old, (month_ago, month_ago))
-    assert prune_data_docs(root, keep_days=0) == []  # 0 keeps every page
-    assert prune_data_docs(root, keep_days=14) == [old]
-    assert not old.exists() and (recent / "partition" / "raw.html").is_file()
-
-
-def test_reconciliation_names_every_id_s_status_once() -> None:
-    """Published, withdrawn (blocked), quarantined, and the two failures the index suite
-    rejects: a published id the catalog lost (orphan) and a catalog id that is nowhere."""
-    import pandas as pd
-
-    from descriptor_pipeline.quality.frames import INDEX_FRAME_COLUMNS, index_frame
-
-    keys = pd.DataFrame(
-        [
-            {"resource_id": 5, "document_key": "track:5", "normalization_version": "v"},
-            {"resource_id": 1, "document_key": "track:1", "normalization_version": "v"},
-            {"resource_id": 7, "document_key": "track:7", "normalization_version": "v"},
-            {"resource_id": 3, "document_key": "track:3", "normalization_version": "v"},
-        ]
-    )
-    frame = index_frame(
-        keys,
-        catalog_ids=[1, 2, 3, 4, 5, 6, 6],  # a mapped catalog's id need not be unique
-        blocked_ids=[2, 3],
-        quarantined_ids=pd.Series([4, 4]),  # one quarantine row per rule
-        search_names={1: "one", 5: ""},
-    )
-    assert list(frame.columns) == list(INDEX_FRAME_COLUMNS)
-    assert frame["resource_id"].tolist() == [1, 2, 3, 4, 5, 6, 7]
-    assert frame["status"].tolist() == [
-        "published",
-        "withdrawn",
-        "published_but_blocked",
-        "quarantined",
-        "published",
-        "missing",
-        "orphan",
-    ]
-    assert _nulls(frame["document_key"]) == [
-        "track:1",
-        None,
-        "track:3",
-        None,
-        "track:5",
-        None,
-        "track:7",
-    ]
-    assert _nulls(frame["search_name"]) == ["one", None, None, None, "", None, None]
-    assert _nulls(frame["normalization_version"]) == ["v", None, "v", None, "v", None, "v"]
-    empty = index_frame(keys.iloc[0:0], [], [], pd.Series([], dtype=object))
-    assert list(empty.columns) == list(INDEX_FRAME_COLUMNS) and len(empty) == 0
-
-
-def _nulls(column: object) -> list[object]:
-    """A column's values with every null (None, NaN, pandas' NA) as None."""
-    import pandas as pd
-
-    return [None if pd.isna(v) else v for v in column]  # type: ignore[attr-defined]
