@@ -33,6 +33,11 @@ from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.store_engine import create_engine
 
+# helper modules whose asserts should read like a test's when they fail
+pytest.register_assert_rewrite(
+    "descriptor_pipeline_tests.refresh_steps", "descriptor_pipeline_tests.docs_markdown"
+)
+
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "descriptor_pipeline"
 PG_ADMIN_URL = os.environ.get(
