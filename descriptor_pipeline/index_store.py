@@ -221,7 +221,7 @@ class IndexStore(PartitionLedger):
 
     def blocked_ids(self, partition: DescriptorPartition) -> list[int]:
         """The partition's normalized ids an editor blocked: the few the reconciliation counts
-        as withdrawn, without reading every row's flag."""
+        as withdrawn, filtered by the database instead of sending every row's flag."""
         table = normalized_descriptors
         query = sa.select(table.c.resource_id).where(
             table.c.resource_type == partition.resource_type,

@@ -1,18 +1,25 @@
 """The quality package's parts that need no Dagster run and no database, tested as plain
 functions: the drift comparison and its thresholds, thresholds taken from the `quality` resource,
 report links and the pruning of old Data Docs pages, and the index suite's status of every id.
-The tests with real GX runs are in test_quality.py."""
+The drift profile and the frames it is computed from, and how a suite is assembled, are here
+too. The tests with real GX runs are in test_quality.py."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from descriptor_pipeline.defs.resources import QualitySettings
-from descriptor_pipeline.quality.drift import compare_profiles
+from descriptor_pipeline.quality.drift import compare_profiles, profile_of
+from descriptor_pipeline.quality.frames import normalized_facts
 from descriptor_pipeline.quality.reports import data_docs_url, prune_data_docs
-from descriptor_pipeline.quality.results import Thresholds
+from descriptor_pipeline.quality.results import DEFAULTS, Thresholds
+from descriptor_pipeline.quality.suites import suite_for
+from descriptor_pipeline.rules import NORMALIZATION_VERSION
 
 
 def test_compare_profiles_thresholds() -> None:
@@ -122,3 +129,68 @@ def _nulls(column: object) -> list[object]:
     import pandas as pd
 
     return [None if pd.isna(v) else v for v in column]  # type: ignore[attr-defined]
+
+
+def _stored_artist(resource_id: int, fields: dict[str, Any], provenance: dict[str, Any]) -> dict:
+    """A row as the normalize stage stores it: fields and provenance as JSON text."""
+    return {
+        "resource_id": resource_id,
+        "resource_type": "artist",
+        "normalization_version": NORMALIZATION_VERSION,
+        "fields": orjson.dumps(fields).decode(),
+        "provenance": orjson.dumps(provenance).decode(),
+    }
+
+
+def test_the_drift_profile_comes_from_the_frames_the_suites_validate() -> None:
+    rows = [
+        _stored_artist(
+            1,
+            {"name": "Björk", "genres": ["art pop", "idm", "electronic"], "description": "Singer"},
+            {
+                "name": {"source": "catalog", "path": "catalog.name"},
+                "genres": {
+                    "from": ["spotify_data.genres", "spotify_data.genres", "links.genres[].name"]
+                },
+                "description": {"source": "custom_data"},
+            },
+        ),
+        _stored_artist(
+            2,
+            {"name": "Sigur Rós", "genres": ["post-rock"], "description": "", "aliases": []},
+            {"name": {"source": "spotify_data"}, "genres": {"from": ["spotify_data.genres"]}},
+        ),
+    ]
+    frame, values = normalized_facts("artist", rows, None)
+    assert frame["description"].tolist() == ["Singer", None]  # empty text: no value
+    assert frame["aliases"].tolist() == [None, None]
+    genres = values[values["field"] == "genres"]
+    assert genres[["resource_id", "value", "source"]].values.tolist() == [
+        [1, "art pop", "spotify_data"],
+        [1, "idm", "spotify_data"],
+        [1, "electronic", "links"],
+        [2, "post-rock", "spotify_data"],
+    ]
+    profile = profile_of("artist", frame, values)
+    assert profile["rows"] == 2.0
+    assert profile["null_rate.description"] == 0.5
+    assert profile["null_rate.name"] == 0.0
+    assert profile["present.genres.spotify_data"] == 1.0  # row 1's two values count it once
+    assert profile["present.genres.links"] == 0.5
+    assert profile["present.name.catalog"] == 0.5
+    assert profile["present.description.custom_data"] == 0.5
+    assert profile["distinct.genres"] == 4.0
+    assert profile["length.name.p50"] == 7.0  # "Björk" 5, "Sigur Rós" 9
+
+
+def test_a_suite_holds_each_expectation_once_when_thresholds_make_two_alike() -> None:
+    """`present.genres` equal to `min_genre_coverage` gives the same warning twice; GX's
+    `add_expectation` used to drop the second, building the suite whole must too."""
+    alike = DEFAULTS.with_overrides({"present.genres": DEFAULTS.min_genre_coverage})
+    suite = suite_for("normalized", "artist", alike)
+    configs = [(e.expectation_type, repr(e.configuration.kwargs)) for e in suite.expectations]
+    assert len(configs) == len(set(configs))
+    assert (
+        sum(c[0] == "expect_column_values_to_not_be_null" and "'genres'" in c[1] for c in configs)
+        == 1
+    )

@@ -20,11 +20,11 @@ stop_all() {
   trap - INT TERM EXIT
   for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
   for _ in $(seq 1 30); do  # dagster dev stops the webserver and the daemon first
-    alive=0
-    for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
+    [ -z "$(jobs -rp)" ] && break
     sleep 1
   done
+  # what is left in the groups is killed: dagster dev restarts its code server when the group's
+  # TERM stops it, and that orphan would otherwise keep running
   for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }

@@ -19,7 +19,8 @@ def profile_of(resource_type: str, frame: pd.DataFrame, values: pd.DataFrame) ->
     the source its provenance names).
 
     `present.<field>.<source>` is the share of rows whose value came (at least partly) from that
-    source: a source that stops sending a field shows as a drop there. `null_rate.<field>` is the
+    source (distinct ids over rows: one validator sees each id once), so a source that stops
+    sending a field shows as a drop there. `null_rate.<field>` is the
     share of rows with no value at all. Flat, so Dagster can plot each number over time.
     """
     rows = len(frame)

@@ -84,11 +84,12 @@ def normalized_facts(
     names (null: none), and for genres and tags the genre-tree name it maps to (`in_tree`,
     null when the tree has none)).
 
-    One walk, each row's JSON parsed once: a walk per frame and per profile cost about twice
-    as much, and the check's share of a run is measured (`docs/benchmarks.md`).
+    One walk that builds both, without copying the rows: a walk per frame and one for the drift
+    profile (now computed from these frames, `drift.profile_of`) cost about twice as much, and
+    the checks' share of a run is measured (`docs/benchmarks.md`).
     """
     specs = [(s.name, s.name in TREE_FIELDS) for s in fields_of(resource_type) if s.kind != "flag"]
-    in_tree: dict[str, str | None] = {}  # the tree's name of a value: few distinct ones
+    canonical_of: dict[str, str | None] = {}  # the tree's name of a value: few distinct ones
     records: list[list[Any]] = []
     lines: list[tuple[int, str, str, str | None, str | None]] = []
     for row in rows:
@@ -109,9 +110,9 @@ def normalized_facts(
             for i, item in enumerate(items):
                 mapped = None
                 if tree and isinstance(item, str):
-                    if item not in in_tree:
-                        in_tree[item] = vocabulary.canonical(item) if vocabulary else item
-                    mapped = in_tree[item]
+                    if item not in canonical_of:
+                        canonical_of[item] = vocabulary.canonical(item) if vocabulary else item
+                    mapped = canonical_of[item]
                 source = sources[i] if i < len(sources) else None
                 lines.append((resource_id, name, str(item), source, mapped))
         records.append(record)
