@@ -37,6 +37,13 @@ def fetch(url: str) -> str | None:
         return None
 
 
+def _inherit_ignored_int_and_term() -> None:
+    """What a test runner's worker or a supervisor may hand a child: INT and TERM ignored
+    (one CI run's worker did, after an earlier test); ui.sh must still stop on SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def test_ui_script_serves_the_reports_and_sigterm_stops_everything(tmp_path: Path) -> None:
     data, home = tmp_path / "data", tmp_path / "dagster_home"
     (data / "data_docs" / "run-1").mkdir(parents=True)
@@ -57,6 +64,7 @@ def test_ui_script_serves_the_reports_and_sigterm_stops_everything(tmp_path: Pat
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_inherit_ignored_int_and_term,
     )
     try:
         docs = f"http://127.0.0.1:{docs_port}/run-1/raw.html"

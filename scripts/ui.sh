@@ -3,6 +3,12 @@
 # server for the Data Docs folder, so the checks' report links open from the UI (a browser will
 # not follow a file:// link from an http page). Ctrl-C or SIGTERM stops everything started here.
 set -euo pipefail
+# A launcher may hand this script INT and TERM ignored (a test runner's worker, a supervisor), and
+# bash cannot trap a signal that was ignored when it started: start again with their defaults.
+if [ -z "${UI_SH_SIGNALS_RESET:-}" ]; then
+  export UI_SH_SIGNALS_RESET=1
+  exec env --default-signal=INT,TERM,QUIT bash "${BASH_SOURCE[0]}" "$@"
+fi
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
