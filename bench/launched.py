@@ -44,9 +44,14 @@ from bench.launched_backfill import in_process, launched_backfill, work_done
 from bench.launched_graphql import LOCATION, SENSORS, GraphQL
 from bench.launched_sensors import Row, start_sensors, through_sensors
 from descriptor_pipeline.catalog import open_catalog
-from descriptor_pipeline.defs.partitions import all_partitions, register_id_ranges
+from descriptor_pipeline.defs.partitions import (
+    ID_RANGE_PARTITIONS_NAME,
+    all_partitions,
+    register_id_ranges,
+)
 from descriptor_pipeline.defs.resources import FreshnessSettings
 from descriptor_pipeline.freshness import partitions_with_rows
+from descriptor_pipeline.id_ranges import DescriptorPartition, RangeLookup
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline_tests.processes import stop, wait_for
 
@@ -175,7 +180,12 @@ def measure(args: argparse.Namespace, stack: contextlib.ExitStack, result: dict)
     row = Row(source, open_store(index["launched"]), args.change_type)
     stack.callback(row.restore)
     result["meta"]["changed_row"] = f"{row.resource_type}:{row.id}"
-    result["through_sensors"] = through_sensors(gql, row, args.repeats, logs)
+    with dg.DagsterInstance.from_config(str(homes["launched"])) as instance:
+        id_range = RangeLookup(instance.get_dynamic_partitions(ID_RANGE_PARTITIONS_NAME))
+    found = id_range.range_of(row.id)
+    assert found is not None, f"no registered id range holds {row.id}"
+    partition_key = DescriptorPartition(row.resource_type, found).key
+    result["through_sensors"] = through_sensors(gql, row, partition_key, args.repeats, logs)
 
 
 def report(result: dict[str, Any]) -> str:

@@ -30,6 +30,11 @@ LAUNCH_BACKFILL = """mutation B($p: LaunchBackfillParams!) { launchPartitionBack
   ... on Error { message } } }"""
 BACKFILL = """query B($id: String!) { partitionBackfillOrError(backfillId: $id) {
   ... on PartitionBackfill { status } } }"""
+PARTITION_TAGS = """query T($r: RepositorySelector!, $s: String!, $n: String!) {
+  partitionSetOrError(repositorySelector: $r, partitionSetName: $s) { __typename
+  ... on PartitionSet { partition(partitionName: $n) {
+  tagsOrError { __typename ... on PartitionTags { results { key value } }
+  ... on PythonError { message } } } } ... on Error { message } } }"""
 RUNS = """query R($f: RunsFilter) { runsOrError(filter: $f) { __typename ... on Runs {
   results { runId status creationTime startTime endTime } } ... on Error { message } } }"""
 LAUNCH_RUN = """mutation L($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
@@ -80,3 +85,24 @@ class GraphQL:
 
     def selector(self, **names: str) -> dict[str, str]:
         return {"repositoryLocationName": LOCATION, "repositoryName": self.repository, **names}
+
+    def partition_tags(self, job: str, partition_key: str) -> list[dict[str, str]]:
+        """The tags the launchpad puts on a run of `job` for one partition (it asks the same
+        query when a partition is picked): `dagster/partition` and one per dimension."""
+        found = self(PARTITION_TAGS, r=self.selector(), s=f"{job}_partition_set", n=partition_key)
+        found = found["partitionSetOrError"]
+        tags = ((found.get("partition") or {}).get("tagsOrError")) or {}
+        if "results" not in tags:
+            raise RuntimeError(f"no tags for partition {partition_key} of {job}: {found}")
+        return [{"key": t["key"], "value": t["value"]} for t in tags["results"]]
+
+    def launchpad_run(self, job: str, partition_key: str, tags: dict[str, str]) -> str:
+        """Launch one run of `job` for one partition with extra tags, as the launchpad does
+        (pick the partition, *Edit tags*, *Launch run*); the run queue starts it."""
+        every = self.partition_tags(job, partition_key)
+        every += [{"key": k, "value": v} for k, v in tags.items()]
+        params = {"selector": self.selector(jobName=job), "executionMetadata": {"tags": every}}
+        launched = self(LAUNCH_RUN, p=params)["launchRun"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"{job} {partition_key} not launched: {launched}")
+        return str(launched["run"]["runId"])

@@ -26,6 +26,7 @@ from bench.launched_graphql import (
 )
 from descriptor_pipeline.refresh.queue import queue_depth
 from descriptor_pipeline.refresh.requests import submit_request
+from descriptor_pipeline.refresh.tags import TAG_IDS, run_tags
 from descriptor_pipeline.tables import refresh_requests
 from descriptor_pipeline_tests.processes import wait_for
 
@@ -131,10 +132,13 @@ def wait_quiet(gql: GraphQL, store: Any, logs: list[Path]) -> None:
 
 
 def through_sensors(
-    gql: GraphQL, row: Row, repeats: int, logs: list[Path], seed: int = 11
+    gql: GraphQL, row: Row, partition_key: str, repeats: int, logs: list[Path], seed: int = 11
 ) -> dict[str, list]:
     """2: rename with an `updated_at` bump, as the catalog's app does. 3: rename WITHOUT a bump
-    (the incremental sensor cannot see it), then ask for the id's reindex both ways.
+    (the incremental sensor cannot see it), then ask for the id's reindex three ways: the
+    `reindex_resources` job and a request row (both through `refresh_queue_sensor`), and one run
+    of the asset job for the id's partition, scoped by tag, as an operator launches it from the
+    launchpad (no sensor: the run queue launches it).
 
     Each edit or request waits a random 0-5 s after the deployment went quiet, so it lands at a
     random point of the sensor daemon's 5 s loop, as a user's would. Without it the bench's own
@@ -142,7 +146,8 @@ def through_sensors(
     about the same point of the loop: 0.4-1.1 s to the request in one run, 4-5 s in another."""
     out: dict[str, list[dict[str, Any]]] = {}
     phase = random.Random(seed)
-    for way in ("incremental_sensor", "reindex_resources_job", "refresh_request_row"):
+    ways = ("incremental_sensor", "reindex_resources_job", "refresh_request_row", "scoped_run")
+    for way in ways:
         for _ in range(repeats):
             wait_quiet(gql, row.store, logs)
             time.sleep(phase.uniform(0, SENSOR_DAEMON_LOOP_SECONDS))
@@ -157,6 +162,9 @@ def through_sensors(
                 if launched["__typename"] != "LaunchRunSuccess":
                     raise RuntimeError(f"reindex_resources not launched: {launched}")
                 job_run = launched["run"]["runId"]
+            elif way == "scoped_run":  # one run, scoped to the id, no sensor on the way
+                scope = {**run_tags("targeted"), TAG_IDS: str(row.id)}
+                gql.launchpad_run(JOB, partition_key, scope)
             elif way == "refresh_request_row":
                 submit_request(row.store, row.resource_type, [row.id], "bench.launched")
             seconds, run = row.wait_published(gql, tag, asked, 600, logs)

@@ -15,6 +15,7 @@ from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs.assets import NO_RUN_RETRY
 from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
+from descriptor_pipeline.refresh.tags import TAG_IDS
 from descriptor_pipeline_tests.conftest import REPO, Deployment, write_instance_file
 
 ARTISTS_0 = DescriptorPartition("artist", IdRange(0, 999))
@@ -67,6 +68,26 @@ def test_a_permanent_error_fails_once_and_is_not_retried_by_the_run_either(
     assert "not transient" in failure.step_failure_data.user_failure_data.description
     run = dep.instance.get_run_by_id(result.run_id)
     assert run is not None and run.tags.items() >= NO_RUN_RETRY.items()
+
+
+def test_a_scope_tag_naming_ids_outside_the_partition_fails_once_and_says_which(
+    deployment: Deployment,
+) -> None:
+    """An operator typed the tag in the launchpad for the wrong partition: the ids would be read
+    by no stage, so the run fails, names them, and is not retried; nothing is written."""
+    dep = deployment
+    dep.register()
+    outside = ARTISTS_0.id_range.last + 1
+    result = dep.materialize(ARTISTS_0, raise_on_error=False, tags={TAG_IDS: f"5,{outside}"})
+    assert not result.success
+    assert _events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY) == []
+    assert _events(result, dg.DagsterEventType.STEP_FAILURE) == ["raw_descriptors"]
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    description = failure.step_failure_data.user_failure_data.description
+    assert f"outside this run's id ranges ({ARTISTS_0.id_range.key}): [{outside}]" in description
+    run = dep.instance.get_run_by_id(result.run_id)
+    assert run is not None and run.tags.items() >= NO_RUN_RETRY.items()
+    assert dep.store.document("artist", 5) is None
 
 
 def test_errors_are_told_apart_by_kind_not_by_class_alone() -> None:

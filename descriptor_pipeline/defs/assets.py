@@ -31,7 +31,7 @@ from descriptor_pipeline.faults import is_transient
 from descriptor_pipeline.id_ranges import DescriptorPartition
 from descriptor_pipeline.quality.frames import LayerValidator
 from descriptor_pipeline.raw_stage import extract_raw
-from descriptor_pipeline.refresh.tags import parse_scope
+from descriptor_pipeline.refresh.tags import TAG_IDS, parse_scope
 from descriptor_pipeline.rules import NORMALIZATION_VERSION
 from descriptor_pipeline.schema import FIELDS, SCHEMA_VERSION
 from descriptor_pipeline.stages import (
@@ -123,9 +123,21 @@ def _chain_asset(
 
 def scope_of(context: dg.AssetExecutionContext) -> frozenset[int] | None:
     """A refresh sensor that knows which ids changed tags the run with them (descriptor/ids):
-    the run then reads and writes only those rows of the partition."""
+    the run then reads and writes only those rows of the partition. An operator types the tag
+    in the launchpad, so an id outside the run's partitions fails the run (it would be read by
+    none) instead of being skipped."""
     try:
-        return parse_scope(context.run.tags)
+        scope = parse_scope(context.run.tags)
+        if scope is not None:
+            ranges = [p.id_range for p in partitions_of(context)]
+            outside = sorted(i for i in scope if not any(i in r for r in ranges))
+            if outside:
+                raise ValueError(
+                    f"run tag {TAG_IDS} names {len(outside)} ids outside this run's id ranges "
+                    f"({', '.join(r.key for r in ranges)}): {outside[:50]}; launch the "
+                    "partition whose range holds them"
+                )
+        return scope
     except ValueError as exc:
         _fail(context, exc)
 
