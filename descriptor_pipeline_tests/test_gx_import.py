@@ -147,3 +147,30 @@ print(json.dumps({
         "same_function": True,
         "dir": True,
     }
+
+
+def test_gx_no_longer_fingerprints_each_batch_and_the_knob_still_exists() -> None:
+    """`skip_batch_fingerprint` turned GX's threshold to 0: a validated frame's batch markers
+    carry no `pandas_data_fingerprint`. With GX's own threshold back, they do (so this test
+    fails if a GX upgrade moves the fingerprint elsewhere)."""
+    import pandas as pd
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    from descriptor_pipeline.quality.gx_import import import_great_expectations
+
+    gx = import_great_expectations()
+    assert engine.HASH_THRESHOLD == 0
+    context = gx.get_context(mode="ephemeral")
+    batches = context.data_sources.add_pandas("fingerprint").add_dataframe_asset("a")
+    batches = batches.add_batch_definition_whole_dataframe("w")
+
+    def markers() -> dict[str, object]:
+        batch = batches.get_batch(batch_parameters={"dataframe": pd.DataFrame({"x": [1, 2]})})
+        return dict(batch.batch_markers)
+
+    assert "ge_load_time" in markers() and "pandas_data_fingerprint" not in markers()
+    engine.HASH_THRESHOLD = 1e9  # GX's own default
+    try:
+        assert "pandas_data_fingerprint" in markers()
+    finally:
+        engine.HASH_THRESHOLD = 0
