@@ -42,7 +42,7 @@ ROWS: list[tuple[str, Any]] = [
         lambda r: r["full_backfill"]["seconds_assets_only"],
     ),
     (
-        "checks share of wall time, medians (target ≤ 0.15); each pair's own",
+        "checks share of wall time (target ≤ 0.15): median of the pairs; each pair's own",
         lambda r: "; ".join(
             [
                 str(r["full_backfill"]["checks_share_of_wall"]),
