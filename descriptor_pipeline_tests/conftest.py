@@ -29,7 +29,7 @@ from descriptor_pipeline.defs.resources import (
     QualitySettings,
 )
 from descriptor_pipeline.demo.seed import seed_catalog
-from descriptor_pipeline.id_ranges import DescriptorPartition
+from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import IndexStore, open_store
 from descriptor_pipeline.store_engine import create_engine
 
@@ -140,6 +140,25 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     yield tmp_path
+
+
+@dataclass
+class SeededDemo:
+    """Where each end-to-end test starts: the demo catalog and the index store at `home`'s
+    URLs, and the id ranges registered on the instance at $DAGSTER_HOME."""
+
+    source: CatalogSource
+    store: IndexStore
+    ranges: list[IdRange]
+
+
+def seeded_demo(range_size: int) -> SeededDemo:
+    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
+    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
+    seed_catalog(source.engine, source.config)
+    with dg.DagsterInstance.get() as instance:
+        ranges = register_id_ranges(instance, source, range_size)
+    return SeededDemo(source, store, ranges)
 
 
 @pytest.fixture

@@ -19,13 +19,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from descriptor_pipeline.catalog import CatalogSource, open_catalog
-from descriptor_pipeline.defs.partitions import register_id_ranges
-from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import RESOURCE_TYPES
-from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.refresh.changes import IncrementalCursor, bootstrap_position
 from descriptor_pipeline.refresh.tags import TAG_MODE
+from descriptor_pipeline_tests.conftest import seeded_demo
 from descriptor_pipeline_tests.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,12 +54,10 @@ def current_position(source: CatalogSource) -> str:
 
 
 def test_daemon_refreshes_the_index_after_a_catalog_change(home: Path) -> None:
-    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
-    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
-    seed_catalog(source.engine, source.config)
+    demo = seeded_demo(1000)
+    source, store = demo.source, demo.store
     log = home / "daemon.log"
     with dg.DagsterInstance.get() as instance:
-        register_id_ranges(instance, source, 1000)
         dagster_cli(home, "sensor", "start", SENSOR)
         dagster_cli(home, "sensor", "cursor", SENSOR, "--set", current_position(source))
 

@@ -9,7 +9,6 @@ only the tagged ids. The test sends the launchpad's own GraphQL (the partition's
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import Any
 import dagster as dg
 
 from bench.launched_graphql import FINISHED, JOB, GraphQL
-from descriptor_pipeline.catalog import CatalogSource, open_catalog
-from descriptor_pipeline.defs.partitions import register_id_ranges
-from descriptor_pipeline.demo.seed import seed_catalog
+from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.id_ranges import DescriptorPartition
-from descriptor_pipeline.index_store import IndexStore, open_store
+from descriptor_pipeline.index_store import IndexStore
 from descriptor_pipeline.refresh.tags import TAG_IDS, run_tags
+from descriptor_pipeline_tests.conftest import seeded_demo
 from descriptor_pipeline_tests.processes import stop, wait_for
 from descriptor_pipeline_tests.test_webserver_e2e import free_port, published_ids, start
 
@@ -50,11 +48,8 @@ def indexed_name(store: IndexStore, resource_id: int) -> str:
 
 
 def test_a_launchpad_run_tagged_with_ids_reindexes_only_those_ids(home: Path) -> None:
-    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
-    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
-    seed_catalog(source.engine, source.config)
-    with dg.DagsterInstance.get() as instance:
-        (id_range,) = register_id_ranges(instance, source, RANGE_SIZE)
+    demo = seeded_demo(RANGE_SIZE)
+    source, store, (id_range,) = demo.source, demo.store, demo.ranges
     key = DescriptorPartition("artist", id_range).key
 
     port = free_port()

@@ -12,7 +12,6 @@ Each step leaves a screenshot in `artifacts/ui/`. The process helpers are the Gr
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -27,12 +26,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogSource, open_catalog
-from descriptor_pipeline.defs.partitions import register_id_ranges
-from descriptor_pipeline.demo.seed import seed_catalog
-from descriptor_pipeline.index_store import open_store
+from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.refresh.tags import TAG_IDS
-from descriptor_pipeline_tests.conftest import IN_CI, REPO
+from descriptor_pipeline_tests.conftest import IN_CI, REPO, seeded_demo
 from descriptor_pipeline_tests.processes import stop, wait_for
 from descriptor_pipeline_tests.test_webserver_e2e import (
     ALBUM_TABLE,
@@ -143,11 +139,8 @@ def test_readme_ui_walkthrough_in_a_browser(
     monkeypatch.setenv("DESCRIPTOR_PIPELINE_DATA", str(data))
     monkeypatch.setenv("DESCRIPTOR_DATA_DOCS_URL", docs_url)
 
-    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
-    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
-    seed_catalog(source.engine, source.config)
-    with dg.DagsterInstance.get() as instance:
-        ranges = register_id_ranges(instance, source, RANGE_SIZE)
+    demo = seeded_demo(RANGE_SIZE)
+    source, store, ranges = demo.source, demo.store, demo.ranges
     album_keys = [f"{r.key}|album" for r in ranges]
     assert len(album_keys) == 3
     # the partition whose id range holds the id

@@ -20,16 +20,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import sqlalchemy as sa
 
-from descriptor_pipeline.catalog import CatalogSource, open_catalog
+from descriptor_pipeline.catalog import CatalogSource
 from descriptor_pipeline.defs.assets import GROUP, descriptor_assets
-from descriptor_pipeline.defs.partitions import register_id_ranges
-from descriptor_pipeline.demo.seed import seed_catalog
 from descriptor_pipeline.id_ranges import IdRange
-from descriptor_pipeline.index_store import IndexStore, open_store
+from descriptor_pipeline.index_store import IndexStore
 from descriptor_pipeline.tables import descriptor_index, normalized_descriptors
+from descriptor_pipeline_tests.conftest import seeded_demo
 from descriptor_pipeline_tests.processes import stop, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,11 +251,8 @@ def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_ui_backfill_then_reexecute_the_failed_partition_from_failure(home: Path) -> None:
-    source = open_catalog(os.environ["DESCRIPTOR_CATALOG_URL"], None)
-    store = open_store(os.environ["DESCRIPTOR_INDEX_URL"])
-    seed_catalog(source.engine, source.config)
-    with dg.DagsterInstance.get() as instance:
-        (id_range,) = register_id_ranges(instance, source, RANGE_SIZE)
+    demo = seeded_demo(RANGE_SIZE)
+    source, store, (id_range,) = demo.source, demo.store, demo.ranges
     artist_key, album_key = f"{id_range.key}|artist", f"{id_range.key}|album"
     # a catalog migration is under way: the album table is not where the mapping says
     rename_table(source, ALBUM_TABLE, ALBUM_TABLE_AWAY)
