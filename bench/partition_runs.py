@@ -176,8 +176,8 @@ def paired_backfills(
     results: list[dict[str, Any]] = []
     failed = 0
     for pair in range(repeats):
-        last_first = (repeats - 1 - pair) % 2 == 1
-        for checks in (True, False) if last_first else (False, True):
+        checks_first = (repeats - 1 - pair) % 2 == 1
+        for checks in (True, False) if checks_first else (False, True):
             reset_pipeline_tables(url)
             seconds, done = run_partitions(url, partitions, workers, checks, per_run)
             failed += sum(not r["success"] for r in done)
