@@ -183,6 +183,29 @@ def test_the_drift_profile_comes_from_the_frames_the_suites_validate() -> None:
     assert profile["length.name.p50"] == 7.0  # "Björk" 5, "Sigur Rós" 9
 
 
+def test_value_lines_name_a_source_only_where_the_provenance_covers_the_value() -> None:
+    """A provenance list shorter than the values leaves the rest without a source; an item
+    that is not a path is read as it is; no value at all gives the columns, untyped."""
+    rows = [
+        _stored_artist(
+            3,
+            {"name": "Can", "genres": ["krautrock", "art rock", "jazz rock"], "tags": [7]},
+            {"genres": {"from": ["links.genres[0]", 42]}, "tags": "not an entry"},
+        )
+    ]
+    _, values = normalized_facts("artist", rows, None)
+    lines = values[values["field"].isin(["genres", "tags"])]
+    assert lines[["value", "source"]].astype(object).where(lines.notna(), None).values.tolist() == [
+        ["krautrock", "links"],
+        ["art rock", "42"],
+        ["jazz rock", None],
+        ["7", None],
+    ]
+    _, empty = normalized_facts("artist", [], None)
+    assert list(empty.columns) == ["resource_id", "field", "value", "source", "in_tree"]
+    assert empty.empty and set(empty.dtypes.astype(str)) == {"object"}
+
+
 def test_a_suite_holds_each_expectation_once_when_thresholds_make_two_alike() -> None:
     """`present.genres` equal to `min_genre_coverage` gives the same warning twice; GX's
     `add_expectation` used to drop the second, building the suite whole must too."""

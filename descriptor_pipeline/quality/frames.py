@@ -68,13 +68,27 @@ def _source_of(item: Any) -> str | None:
     return str(item).split(".", 1)[0].split("[", 1)[0] if item else None
 
 
-def _sources(origin: Any) -> list[str | None]:
-    """The source of each value a provenance entry covers (one for a single value)."""
-    if not isinstance(origin, dict):
-        return []
-    if "source" in origin:
-        return [str(origin["source"])]
-    return [_source_of(item) for item in origin.get("from") or []]
+class _Sources:
+    """The source of each value a provenance entry covers (one for a single value), with the
+    source of each list item's path worked out once: a partition has few distinct paths."""
+
+    def __init__(self) -> None:
+        self.of_path: dict[str, str | None] = {}
+
+    def __call__(self, origin: Any) -> list[str | None]:
+        if not isinstance(origin, dict):
+            return []
+        if "source" in origin:
+            return [str(origin["source"])]
+        out: list[str | None] = []
+        for item in origin.get("from") or ():
+            if type(item) is not str:  # as stored, whatever it is
+                out.append(_source_of(item))
+            elif item in self.of_path:
+                out.append(self.of_path[item])
+            else:
+                out.append(self.of_path.setdefault(item, _source_of(item)))
+        return out
 
 
 def normalized_facts(
@@ -86,14 +100,20 @@ def normalized_facts(
     names (null: none), and for genres and tags the genre-tree name it maps to (`in_tree`,
     null when the tree has none)).
 
-    One walk that builds both, without copying the rows: a walk per frame and one for the drift
-    profile (now computed from these frames, `drift.profile_of`) cost about twice as much, and
-    the checks' share of a run is measured (`docs/benchmarks.md`).
+    One walk that builds both, without copying the rows, the value frame column by column: a
+    walk per frame and one for the drift profile (now computed from these frames,
+    `drift.profile_of`) cost about twice as much, and a tuple per value line 40% more than
+    these columns; the checks' share of a run is measured (`docs/benchmarks.md`).
     """
     specs = [(s.name, s.name in TREE_FIELDS) for s in fields_of(resource_type) if s.kind != "flag"]
     canonical_of: dict[str, str | None] = {}  # the tree's name of a value: few distinct ones
+    sources_of = _Sources()
     records: list[list[Any]] = []
-    lines: list[tuple[int, str, str, str | None, str | None]] = []
+    ids: list[int] = []
+    fields: list[str] = []
+    texts: list[str] = []
+    sources: list[str | None] = []
+    in_tree: list[str | None] = []
     for row in rows:
         values = json_value(row["fields"])
         provenance = json_value(row["provenance"])
@@ -108,18 +128,32 @@ def normalized_facts(
                 continue
             record.append(value)
             items = value if isinstance(value, list) else [value]
-            sources = _sources(provenance.get(name))
-            for i, item in enumerate(items):
-                mapped = None
-                if tree and isinstance(item, str):
-                    if item not in canonical_of:
-                        canonical_of[item] = vocabulary.canonical(item) if vocabulary else item
-                    mapped = canonical_of[item]
-                source = sources[i] if i < len(sources) else None
-                lines.append((resource_id, name, str(item), source, mapped))
+            count = len(items)
+            ids += [resource_id] * count
+            fields += [name] * count
+            texts += [item if type(item) is str else str(item) for item in items]
+            found = sources_of(provenance.get(name))
+            if len(found) >= count:
+                sources += found[:count]
+            else:
+                sources += found
+                sources += [None] * (count - len(found))
+            if not tree:
+                in_tree += [None] * count
+                continue
+            for item in items:
+                if not isinstance(item, str):
+                    in_tree.append(None)
+                    continue
+                if item not in canonical_of:
+                    canonical_of[item] = vocabulary.canonical(item) if vocabulary else item
+                in_tree.append(canonical_of[item])
         records.append(record)
     frame = pd.DataFrame(records, columns=normalized_columns(resource_type), dtype=object)
-    return frame, pd.DataFrame.from_records(lines, columns=list(VALUE_FRAME_COLUMNS))
+    lines = dict(zip(VALUE_FRAME_COLUMNS, (ids, fields, texts, sources, in_tree), strict=True))
+    if not ids:  # no value at all: the columns without a type, as the records would build it
+        return frame, pd.DataFrame(columns=list(VALUE_FRAME_COLUMNS))
+    return frame, pd.DataFrame(lines, columns=list(VALUE_FRAME_COLUMNS))
 
 
 def index_frame(
