@@ -29,6 +29,7 @@ CHUNK_SIZE = 5_000
 
 _instance = None
 _CHECKS = True
+_PUBLISH_TABLE = "descriptor_index"
 
 
 def real_instance_home(keys: list[str]) -> str:
@@ -45,15 +46,22 @@ def real_instance_home(keys: list[str]) -> str:
     return home
 
 
-def _worker_init(url: str, keys: list[str], home: str | None = None, checks: bool = True) -> None:
+def _worker_init(
+    url: str,
+    keys: list[str],
+    home: str | None = None,
+    checks: bool = True,
+    publish_table: str = "descriptor_index",
+) -> None:
     import dagster as dg
 
-    global _instance, _CHECKS
+    global _instance, _CHECKS, _PUBLISH_TABLE
     home = home or real_instance_home(keys)
     os.environ["DAGSTER_HOME"] = home
     _instance = dg.DagsterInstance.from_config(home)
     os.environ["BENCH_URL"] = url
     _CHECKS = checks
+    _PUBLISH_TABLE = publish_table
 
 
 def _ready(_: int) -> bool:
@@ -87,7 +95,7 @@ def _materialize(partitions: tuple[str, str] | list[tuple[str, str]]) -> dict[st
     resources = {
         "catalog": CatalogResource(url=url),
         "index_store": IndexStoreResource(url=url),
-        "settings": PipelineSettings(chunk_size=CHUNK_SIZE),
+        "settings": PipelineSettings(chunk_size=CHUNK_SIZE, publish_table=_PUBLISH_TABLE),
         "quality": QualitySettings(),
     }
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -137,6 +145,7 @@ def run_partitions(
     workers: int,
     checks: bool = True,
     per_run: int = 1,
+    publish_table: str = "descriptor_index",
 ) -> tuple[float, list[dict[str, Any]]]:
     keys = sorted({k for _, k in partitions})
     home = real_instance_home(keys)  # one real instance shared by the workers
@@ -152,7 +161,7 @@ def run_partitions(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_init,
-        initargs=(url, keys, home, checks),
+        initargs=(url, keys, home, checks, publish_table),
     ) as pool:
         list(pool.map(_ready, range(workers)))  # process start and imports are not timed
         started = time.perf_counter()
@@ -185,6 +194,42 @@ def paired_backfills(
             if checks:
                 results = done
     return assets, full, results, failed
+
+
+def shadow_rebuild(
+    url: str, partitions: list[tuple[str, str]], workers: int, per_run: int
+) -> dict[str, Any]:
+    """A full rebuild the way docs/operations.md runs one: an empty shadow with its keys'
+    indexes only, the packed backfill (assets and checks) publishing into it, then the swap,
+    which builds the GIN, trigram and name indexes whole first. From empty stage tables, as
+    the full backfill it is set against."""
+    from descriptor_pipeline import index_store_postgres as pg
+    from descriptor_pipeline.store_engine import create_engine
+
+    reset_pipeline_tables(url)
+    engine = create_engine(url)
+    try:
+        pg.create_shadow(engine)
+        seconds, results = run_partitions(
+            url, partitions, workers, per_run=per_run, publish_table=pg.SHADOW_TABLE
+        )
+        started = time.perf_counter()
+        built = pg.build_shadow_indexes(engine)
+        index_seconds = time.perf_counter() - started
+        pg.swap_in_shadow(engine)
+        swap_seconds = time.perf_counter() - started - index_seconds
+    finally:
+        engine.dispose()
+    total = seconds + index_seconds + swap_seconds
+    return {
+        "seconds": round(total, 1),
+        "backfill_seconds": round(seconds, 1),
+        "index_build_seconds": round(index_seconds, 2),
+        "indexes_built": built,
+        "swap_seconds": round(swap_seconds, 2),
+        "failed_runs": sum(not r["success"] for r in results),
+        "rows_written_index": written(results),
+    }
 
 
 def written(results: list[dict[str, Any]], asset: str = "descriptor_index") -> int:

@@ -91,6 +91,23 @@ ROWS: list[tuple[str, Any]] = [
         "**ratio ours / COPY into the index shape** (target ≥ 0.5)",
         lambda r: r["ratios"]["ours_over_copy_index_shape"],
     ),
+    (
+        "**full rebuild through the shadow**, s: the same backfill into a shadow with its keys' "
+        "indexes only, then the other indexes built whole and the swap (of which index build)",
+        lambda r: (
+            f"{r['shadow_rebuild']['seconds']} ({r['shadow_rebuild']['index_build_seconds']})"
+        ),
+    ),
+    (
+        "through the shadow: resources/s; ratio / dlt plain; / COPY into the index shape; "
+        "/ the full backfill's seconds",
+        lambda r: (
+            f"{r['shadow_rebuild']['resources_per_s']:,}; "
+            f"{r['ratios']['shadow_rebuild_over_dlt']}; "
+            f"{r['ratios']['shadow_rebuild_over_copy_index_shape']}; "
+            f"{r['ratios']['shadow_rebuild_over_full']}"
+        ),
+    ),
     ("ratio ours / COPY unindexed", lambda r: r["ratios"]["ours_over_copy_plain"]),
     ("ratio ours / set-based SQL", lambda r: r["ratios"]["ours_over_set_based"]),
     ("ratio ours / naive (target ≥ 10)", lambda r: r["ratios"]["ours_over_naive"]),

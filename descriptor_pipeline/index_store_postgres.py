@@ -7,6 +7,7 @@ Only what really differs per dialect lives here; the diff-by-hash logic is share
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,12 +74,58 @@ def copy_upsert(
 
 # ---------------------------------------------------------------- shadow build, swap, rollback
 
+SWAP_TABLE = "descriptor_index_swap"  # the live table's name for the moment of a rollback
+_INDEX_DEFINITION = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .+)$")
+
+
+def _renamed(name: str, table: str, to_table: str) -> str:
+    """An index's or trigger's name for another table: the table's name prefix swapped (a
+    name without it gains the new one), so every table keeps one stable set of names."""
+    suffix = name[len(table) :] if name.startswith(table) else f"_{name}"
+    return f"{to_table}{suffix}"
+
+
+def _indexes(conn: sa.Connection, table: str) -> list[tuple[str, str, str | None]]:
+    """Each index of `table`: its name, its definition, and for the index of a primary key
+    or unique constraint, the constraint's definition."""
+    query = sa.text(
+        "SELECT i.relname, pg_get_indexdef(i.oid), pg_get_constraintdef(c.oid) "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.contype IN ('p', 'u') "
+        "WHERE x.indrelid = to_regclass(:t) ORDER BY i.relname"
+    )
+    return [(r[0], r[1], r[2]) for r in conn.execute(query, {"t": table})]
+
+
+def _rename_all(conn: sa.Connection, table: str, to_table: str) -> None:
+    """Rename `table` with its indexes (a constraint's goes with it) and triggers."""
+    for name, _, _ in _indexes(conn, table):
+        new = _renamed(name, table, to_table)
+        conn.exec_driver_sql(f'ALTER INDEX "{name}" RENAME TO "{new}"')
+    triggers = sa.text(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"
+    )
+    for (name,) in conn.execute(triggers, {"t": table}).all():
+        new = _renamed(name, table, to_table)
+        conn.exec_driver_sql(f'ALTER TRIGGER "{name}" ON {table} RENAME TO "{new}"')
+    conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {to_table}")
+
 
 def create_shadow(engine: sa.Engine) -> None:
-    """An empty table shaped like the published one (indexes, generated tsvector included)."""
+    """An empty table shaped like the published one, generated tsvector included, with only
+    its keys' indexes: the GIN, trigram and name indexes are built once, whole, by
+    `build_shadow_indexes` (a rebuild's COPYs no longer update them row by row)."""
     with engine.begin() as conn:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SHADOW_TABLE}")
-        conn.exec_driver_sql(f"CREATE TABLE {SHADOW_TABLE} (LIKE {PUBLISHED_TABLE} INCLUDING ALL)")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {SHADOW_TABLE} (LIKE {PUBLISHED_TABLE} INCLUDING ALL EXCLUDING INDEXES)"
+        )
+        for name, _, constraint in _indexes(conn, PUBLISHED_TABLE):
+            if constraint is not None:
+                new = _renamed(name, PUBLISHED_TABLE, SHADOW_TABLE)
+                conn.exec_driver_sql(
+                    f'ALTER TABLE {SHADOW_TABLE} ADD CONSTRAINT "{new}" {constraint}'
+                )
         # same owner as the live table (the writer role), so it can take over doc_id's sequence
         owner = conn.execute(
             sa.text("SELECT tableowner FROM pg_tables WHERE tablename = :t"),
@@ -89,6 +136,36 @@ def create_shadow(engine: sa.Engine) -> None:
         # triggers migration 0010 puts on the live table
         for statement in _VOCABULARY.postgres_word_triggers(SHADOW_TABLE):
             conn.exec_driver_sql(statement)
+
+
+def build_shadow_indexes(engine: sa.Engine) -> list[str]:
+    """Build on the shadow each index the live table has and the shadow lacks, one
+    transaction each (an interrupted build resumes where it stopped); the names built.
+
+    Readers are not blocked: only the shadow is locked. A GIN index built whole from a
+    filled table costs a fraction of keeping it up to date through every COPY of a rebuild
+    (docs/operations.md, "Shadow build")."""
+    built: list[str] = []
+    with engine.connect() as conn:
+        if not _exists(conn, SHADOW_TABLE):
+            raise RuntimeError(f"no {SHADOW_TABLE} to index: build one first")
+        has = {name for name, _, _ in _indexes(conn, SHADOW_TABLE)}
+        wanted = [
+            (_renamed(name, PUBLISHED_TABLE, SHADOW_TABLE), definition)
+            for name, definition, constraint in _indexes(conn, PUBLISHED_TABLE)
+            if constraint is None
+        ]
+    for name, definition in wanted:
+        if name in has:
+            continue
+        match = _INDEX_DEFINITION.match(definition)
+        if match is None:
+            raise RuntimeError(f"cannot rebuild index {name} from its definition: {definition}")
+        unique, method = match.groups()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'CREATE {unique or ""}INDEX "{name}" ON {SHADOW_TABLE} {method}')
+        built.append(name)
+    return built
 
 
 def _exists(conn: sa.Connection, name: str) -> bool:
@@ -124,10 +201,13 @@ def _forget_publish_tokens(conn: sa.Connection) -> None:
 def swap_in_shadow(engine: sa.Engine) -> None:
     """Publish the shadow atomically; the old index is kept as `descriptor_index_previous`.
 
-    Readers block only for the renames (an ACCESS EXCLUSIVE lock held for milliseconds) and
-    then see the new table under the same name; the reader role is granted before the swap.
-    If a long query holds the table for more than SWAP_LOCK_TIMEOUT the swap fails (retry it).
+    The shadow's missing indexes are built first, before any lock on the live table. Readers
+    then block only for the renames (an ACCESS EXCLUSIVE lock held for milliseconds) and see
+    the new table under the same name, with the same index and trigger names (migrations
+    refer to them); the reader role is granted before the swap. If a long query holds the
+    table for more than SWAP_LOCK_TIMEOUT the swap fails (retry it).
     """
+    build_shadow_indexes(engine)
     with engine.begin() as conn:
         if not _exists(conn, SHADOW_TABLE):
             raise RuntimeError(f"no {SHADOW_TABLE} to swap in: build one first")
@@ -135,8 +215,8 @@ def swap_in_shadow(engine: sa.Engine) -> None:
         _lock_published(conn)
         _give_sequence_to(conn, SHADOW_TABLE)
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")
-        conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO {PREVIOUS_TABLE}")
-        conn.exec_driver_sql(f"ALTER TABLE {SHADOW_TABLE} RENAME TO {PUBLISHED_TABLE}")
+        _rename_all(conn, PUBLISHED_TABLE, PREVIOUS_TABLE)
+        _rename_all(conn, SHADOW_TABLE, PUBLISHED_TABLE)
         _forget_publish_tokens(conn)
 
 
@@ -147,7 +227,7 @@ def rollback_swap(engine: sa.Engine) -> None:
             raise RuntimeError(f"no {PREVIOUS_TABLE} to roll back to")
         _lock_published(conn)
         _give_sequence_to(conn, PREVIOUS_TABLE)
-        conn.exec_driver_sql(f"ALTER TABLE {PUBLISHED_TABLE} RENAME TO descriptor_index_swap")
-        conn.exec_driver_sql(f"ALTER TABLE {PREVIOUS_TABLE} RENAME TO {PUBLISHED_TABLE}")
-        conn.exec_driver_sql(f"ALTER TABLE descriptor_index_swap RENAME TO {PREVIOUS_TABLE}")
+        _rename_all(conn, PUBLISHED_TABLE, SWAP_TABLE)
+        _rename_all(conn, PREVIOUS_TABLE, PUBLISHED_TABLE)
+        _rename_all(conn, SWAP_TABLE, PREVIOUS_TABLE)
         _forget_publish_tokens(conn)

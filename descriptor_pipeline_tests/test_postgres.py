@@ -92,8 +92,31 @@ def test_shadow_build_swap_and_rollback(deployment: Deployment) -> None:
         with store.engine.connect() as conn:
             return int(conn.execute(sa.text("SELECT count(*) FROM descriptor_index")).scalar())
 
+    def names(table: str) -> dict[str, str]:
+        """Index and trigger names of a table, each with its definition less the names."""
+        query = (
+            "SELECT indexname, regexp_replace(indexdef, '^.* USING ', '') FROM pg_indexes "
+            "WHERE tablename = :t UNION ALL SELECT tgname, tgfoid::regproc::text FROM pg_trigger "
+            "WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"
+        )
+        with store.engine.connect() as conn:
+            return dict(conn.execute(sa.text(query), {"t": table}).all())
+
+    def renamed(shape: dict[str, str], table: str) -> dict[str, str]:
+        return {table + n.removeprefix("descriptor_index"): d for n, d in shape.items()}
+
+    live = names("descriptor_index")  # the migrations' names
+    assert {"descriptor_index_search", "descriptor_index_name_trgm", "descriptor_index_key"} <= set(
+        live
+    )
     published = count()
     pg.create_shadow(store.engine)
+    # the keys' indexes only: the others are built once, whole, before the swap
+    assert names(pg.SHADOW_TABLE) == {
+        n: d
+        for n, d in renamed(live, pg.SHADOW_TABLE).items()
+        if n.endswith(("_pkey", "_key", "_words_ins", "_words_upd"))
+    }
     # a rebuild into the shadow: here only genres, so the swap is visible in the counts
     genres = DescriptorPartition("genre", IdRange(1000, 1999))  # holds "shoegaze"
     extract_raw(deployment.catalog, store, genres, 500)
@@ -107,6 +130,10 @@ def test_shadow_build_swap_and_rollback(deployment: Deployment) -> None:
     assert store.stage_token(ARTISTS, "publish") is not None
     pg.swap_in_shadow(store.engine)
     assert count() != published and store.search("shoegaze")[0].name == "shoegaze"
+    # the same names as the migrations gave, whichever table is live; the old one's moved
+    assert names("descriptor_index") == live
+    assert names(pg.PREVIOUS_TABLE) == renamed(live, pg.PREVIOUS_TABLE)
+    assert names(pg.SHADOW_TABLE) == {}
     # another table is live under the name: no partition may count as published by hash
     assert store.stage_token(ARTISTS, "publish") is None
     deployment.materialize(ARTISTS)
@@ -114,6 +141,8 @@ def test_shadow_build_swap_and_rollback(deployment: Deployment) -> None:
     pg.rollback_swap(store.engine)
     assert store.stage_token(ARTISTS, "publish") is None
     assert count() == published and store.search("shoegaze") == []
+    assert names("descriptor_index") == live
+    assert names(pg.PREVIOUS_TABLE) == renamed(live, pg.PREVIOUS_TABLE)
     with store.engine.begin() as conn:  # the reader role can read whichever table is live
         conn.execute(sa.text("SET LOCAL ROLE descriptor_reader"))
         assert conn.execute(sa.text("SELECT count(*) FROM descriptor_index")).scalar() == count()
@@ -123,6 +152,7 @@ def test_shadow_build_swap_and_rollback(deployment: Deployment) -> None:
         publish_partition(store, genres, 500, table_name=pg.SHADOW_TABLE)
         pg.swap_in_shadow(store.engine)
     assert count() != published and store.search("shoegaze")[0].name == "shoegaze"
+    assert names("descriptor_index") == live
 
 
 def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str) -> None:
