@@ -22,6 +22,10 @@ def _checks_share(backfill: dict[str, Any]) -> str:
 ROWS: list[tuple[str, Any]] = [
     ("catalog resources", lambda r: f"{sum(r['catalog'].values()):,}"),
     (
+        "machine speed probe before / after the size, s (a fixed Python loop; lower is faster)",
+        lambda r: " / ".join(map(str, r["speed_probe_seconds"])),
+    ),
+    (
         "partitions run (with rows) / registered",
         lambda r: f"{r['partitions']} / {r['partitions_registered']}",
     ),

@@ -216,6 +216,19 @@ def bench_size(
     return out
 
 
+def speed_probe(rounds: int = 3) -> float:
+    """Seconds of a fixed pure-Python loop, best of `rounds`: how fast this machine was at
+    that moment. The same commit's backfill took 23.0 and 13.9 s half an hour apart on a
+    shared 2-core machine; the probe before and after each size says whether the machine
+    moved during it (lower is faster)."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        sum(i * i for i in range(8_000_000))
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def _at_least_one(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"a whole number >= 1, not {value!r}")
@@ -261,6 +274,7 @@ def main() -> None:
     results = {}
     for size in args.sizes:
         print(f"--- {size:,} resources", flush=True)
+        probe_before = speed_probe()
         results[f"{size:,}"] = bench_size(
             args.pg_url,
             size,
@@ -271,6 +285,7 @@ def main() -> None:
             args.per_run,
             args.repeats,
         )
+        results[f"{size:,}"]["speed_probe_seconds"] = [probe_before, speed_probe()]
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"bench_{size}.json").write_text(
             json.dumps({"machine": machine, **results[f"{size:,}"]}, indent=2)
