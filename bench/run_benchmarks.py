@@ -218,7 +218,7 @@ def bench_size(
 
 def speed_probe(rounds: int = 3) -> float:
     """Seconds of a fixed pure-Python loop, best of `rounds`: how fast this machine was at
-    that moment. The same commit's backfill took 23.0 and 13.9 s half an hour apart on a
+    that moment. The same commit's backfill took 23.0 and 13.9 s a quarter of an hour apart on a
     shared 2-core machine; the probe before and after each size says whether the machine
     moved during it (lower is faster)."""
     best = float("inf")
