@@ -166,7 +166,8 @@ def bench_size(
     # what no chunk size changes: the code a run loads, with and without Great Expectations
     out["peak_rss_mib_loaded_code"] = round(peak_rss_of_loaded_code(url, checks=False), 1)
     out["peak_rss_mib_loaded_code_and_gx"] = round(peak_rss_of_loaded_code(url, checks=True), 1)
-    # last: the swap leaves another table live, which the figures above must not see
+    # after every figure that reads the live table (the scaling phase resets its own tables):
+    # the swap leaves another table live; one rebuild against the backfills' median, unpaired
     out["shadow_rebuild"] = shadow_rebuild(url, partitions, workers, per_run)
     out["shadow_rebuild"]["resources_per_s"] = round(resources / out["shadow_rebuild"]["seconds"])
     if scaling:

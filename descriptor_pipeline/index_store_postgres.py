@@ -75,14 +75,38 @@ def copy_upsert(
 # ---------------------------------------------------------------- shadow build, swap, rollback
 
 SWAP_TABLE = "descriptor_index_swap"  # the live table's name for the moment of a rollback
+# the names the index's tables go by, longest first: an index or trigger name made for any of
+# them (by this module, or by PostgreSQL for an earlier version's shadow) is one plus a suffix
+_TABLE_PREFIXES = tuple(
+    sorted((PUBLISHED_TABLE, SHADOW_TABLE, PREVIOUS_TABLE, SWAP_TABLE), key=len, reverse=True)
+)
+MAX_NAME_BYTES = 63  # PostgreSQL cuts longer names silently, which could make two alike
 _INDEX_DEFINITION = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .+)$")
 
 
-def _renamed(name: str, table: str, to_table: str) -> str:
-    """An index's or trigger's name for another table: the table's name prefix swapped (a
-    name without it gains the new one), so every table keeps one stable set of names."""
-    suffix = name[len(table) :] if name.startswith(table) else f"_{name}"
-    return f"{to_table}{suffix}"
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _renamed(name: str, to_table: str) -> str:
+    """An index's or trigger's name for `to_table`: the table-name prefix it carries (any of
+    the index's tables) replaced, a name without one prefixed. Every table keeps one set of
+    names, and a name an earlier version's swap left (`descriptor_index_shadow_pkey` on the
+    live table) comes back to the same form (`descriptor_index_pkey`)."""
+    prefix = next((p for p in _TABLE_PREFIXES if name.startswith(p)), None)
+    new = to_table + (name[len(prefix) :] if prefix else f"_{name}")
+    if len(new.encode()) > MAX_NAME_BYTES:
+        raise RuntimeError(f"{new!r} is over {MAX_NAME_BYTES} bytes: rename {name!r} first")
+    return new
+
+
+def _index_shape(definition: str) -> tuple[str, str]:
+    """What an index is, less its name and table: UNIQUE or not, method, columns, options."""
+    match = _INDEX_DEFINITION.match(definition)
+    if match is None:
+        raise RuntimeError(f"cannot read the index definition {definition!r}")
+    unique, method = match.groups()
+    return unique or "", method
 
 
 def _indexes(conn: sa.Connection, table: str) -> list[tuple[str, str, str | None]]:
@@ -97,41 +121,55 @@ def _indexes(conn: sa.Connection, table: str) -> list[tuple[str, str, str | None
     return [(r[0], r[1], r[2]) for r in conn.execute(query, {"t": table})]
 
 
-def _rename_all(conn: sa.Connection, table: str, to_table: str) -> None:
-    """Rename `table` with its indexes (a constraint's goes with it) and triggers."""
+def _rename_indexes(conn: sa.Connection, table: str, to_table: str) -> None:
+    """Give `table`'s indexes (a constraint's goes with its index) the names of `to_table`."""
     for name, _, _ in _indexes(conn, table):
-        new = _renamed(name, table, to_table)
-        conn.exec_driver_sql(f'ALTER INDEX "{name}" RENAME TO "{new}"')
+        new = _renamed(name, to_table)
+        if new != name:
+            conn.exec_driver_sql(f"ALTER INDEX {_quoted(name)} RENAME TO {_quoted(new)}")
+
+
+def _rename_all(conn: sa.Connection, table: str, to_table: str) -> None:
+    """Rename `table` with its indexes and triggers (the caller holds the table's lock)."""
+    _rename_indexes(conn, table, to_table)
     triggers = sa.text(
         "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"
     )
     for (name,) in conn.execute(triggers, {"t": table}).all():
-        new = _renamed(name, table, to_table)
-        conn.exec_driver_sql(f'ALTER TRIGGER "{name}" ON {table} RENAME TO "{new}"')
+        new = _renamed(name, to_table)
+        if new != name:
+            conn.exec_driver_sql(
+                f"ALTER TRIGGER {_quoted(name)} ON {table} RENAME TO {_quoted(new)}"
+            )
     conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {to_table}")
 
 
 def create_shadow(engine: sa.Engine) -> None:
     """An empty table shaped like the published one, generated tsvector included, with only
     its keys' indexes: the GIN, trigram and name indexes are built once, whole, by
-    `build_shadow_indexes` (a rebuild's COPYs no longer update them row by row)."""
+    `build_shadow_indexes` (a rebuild's COPYs do not update them row by row)."""
     with engine.begin() as conn:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {SHADOW_TABLE}")
+        # index names are unique per schema: the previous and live tables give back any
+        # shadow name an earlier version's swap left on them (renaming an index locks only it)
+        for table in (PREVIOUS_TABLE, PUBLISHED_TABLE):
+            if _exists(conn, table):
+                _rename_indexes(conn, table, table)
         conn.exec_driver_sql(
             f"CREATE TABLE {SHADOW_TABLE} (LIKE {PUBLISHED_TABLE} INCLUDING ALL EXCLUDING INDEXES)"
         )
         for name, _, constraint in _indexes(conn, PUBLISHED_TABLE):
             if constraint is not None:
-                new = _renamed(name, PUBLISHED_TABLE, SHADOW_TABLE)
+                named = _quoted(_renamed(name, SHADOW_TABLE))
                 conn.exec_driver_sql(
-                    f'ALTER TABLE {SHADOW_TABLE} ADD CONSTRAINT "{new}" {constraint}'
+                    f"ALTER TABLE {SHADOW_TABLE} ADD CONSTRAINT {named} {constraint}"
                 )
         # same owner as the live table (the writer role), so it can take over doc_id's sequence
         owner = conn.execute(
             sa.text("SELECT tableowner FROM pg_tables WHERE tablename = :t"),
             {"t": PUBLISHED_TABLE},
         ).scalar()
-        conn.exec_driver_sql(f'ALTER TABLE {SHADOW_TABLE} OWNER TO "{owner}"')
+        conn.exec_driver_sql(f"ALTER TABLE {SHADOW_TABLE} OWNER TO {_quoted(str(owner))}")
         # LIKE copies no triggers: the search vocabulary learns the shadow's words too, by the
         # triggers migration 0010 puts on the live table
         for statement in _VOCABULARY.postgres_word_triggers(SHADOW_TABLE):
@@ -139,31 +177,27 @@ def create_shadow(engine: sa.Engine) -> None:
 
 
 def build_shadow_indexes(engine: sa.Engine) -> list[str]:
-    """Build on the shadow each index the live table has and the shadow lacks, one
-    transaction each (an interrupted build resumes where it stopped); the names built.
+    """Build on the shadow each index of the live table the shadow has no index like (same
+    uniqueness, method, columns and options, whatever its name: a shadow an earlier version
+    made has them all), one transaction each, so an interrupted build resumes; the names built.
 
-    Readers are not blocked: only the shadow is locked. A GIN index built whole from a
-    filled table costs a fraction of keeping it up to date through every COPY of a rebuild
-    (docs/operations.md, "Shadow build")."""
+    Readers are not blocked: only the shadow is locked. Building a GIN index whole from a
+    filled table replaces keeping it up to date through every COPY of the rebuild."""
     built: list[str] = []
     with engine.connect() as conn:
         if not _exists(conn, SHADOW_TABLE):
             raise RuntimeError(f"no {SHADOW_TABLE} to index: build one first")
-        has = {name for name, _, _ in _indexes(conn, SHADOW_TABLE)}
+        has = {_index_shape(definition) for _, definition, _ in _indexes(conn, SHADOW_TABLE)}
         wanted = [
-            (_renamed(name, PUBLISHED_TABLE, SHADOW_TABLE), definition)
+            (_renamed(name, SHADOW_TABLE), _index_shape(definition))
             for name, definition, constraint in _indexes(conn, PUBLISHED_TABLE)
             if constraint is None
         ]
-    for name, definition in wanted:
-        if name in has:
+    for name, (unique, method) in wanted:
+        if (unique, method) in has:
             continue
-        match = _INDEX_DEFINITION.match(definition)
-        if match is None:
-            raise RuntimeError(f"cannot rebuild index {name} from its definition: {definition}")
-        unique, method = match.groups()
         with engine.begin() as conn:
-            conn.exec_driver_sql(f'CREATE {unique or ""}INDEX "{name}" ON {SHADOW_TABLE} {method}')
+            conn.exec_driver_sql(f"CREATE {unique}INDEX {_quoted(name)} ON {SHADOW_TABLE} {method}")
         built.append(name)
     return built
 

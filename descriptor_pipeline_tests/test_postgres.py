@@ -83,6 +83,82 @@ def test_search_uses_the_gin_index_and_folds_accents(deployment: Deployment) -> 
     assert "descriptor_index_search" in plan, plan
 
 
+def _names(engine: sa.Engine, table: str) -> dict[str, str]:
+    """Index, constraint and trigger names of a table, each with what it is less the names
+    (UNIQUE, method, columns and options; the constraint's definition; the trigger's function)."""
+    query = (
+        "SELECT 'index ' || i.relname, "
+        "regexp_replace(pg_get_indexdef(i.oid), ' INDEX \\S+ ON \\S+ ', ' INDEX ON ') "
+        "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+        "WHERE x.indrelid = to_regclass(:t) "
+        "UNION ALL SELECT 'constraint ' || conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = to_regclass(:t) AND contype IN ('p', 'u') "
+        "UNION ALL SELECT 'trigger ' || tgname, tgfoid::regproc::text FROM pg_trigger "
+        "WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"
+    )
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text(query), {"t": table}).all())
+
+
+def test_a_swap_by_an_earlier_version_leaves_names_the_next_cycles_bring_back(
+    deployment: Deployment,
+) -> None:
+    """Before, the shadow was `LIKE … INCLUDING ALL` (PostgreSQL named its indexes) and the
+    swap renamed the tables only: the live table carried `descriptor_index_shadow_*` names
+    and the previous one the migrations'. The next shadow must still be made, indexed without
+    a second copy of any index, swapped and rolled back, every table with one set of names."""
+    deployment.register()
+    deployment.materialize(ARTISTS)
+    engine = deployment.store.engine
+    migrated = _names(engine, "descriptor_index")
+    with engine.begin() as conn:  # what the earlier version's shadow, swap did
+        conn.exec_driver_sql(
+            "CREATE TABLE descriptor_index_shadow (LIKE descriptor_index INCLUDING ALL)"
+        )
+        owner = conn.execute(
+            sa.text("SELECT tableowner FROM pg_tables WHERE tablename = 'descriptor_index'")
+        ).scalar()
+        conn.exec_driver_sql(f'ALTER TABLE descriptor_index_shadow OWNER TO "{owner}"')
+        pg._give_sequence_to(conn, "descriptor_index_shadow")
+        conn.exec_driver_sql("ALTER TABLE descriptor_index RENAME TO descriptor_index_previous")
+        conn.exec_driver_sql("ALTER TABLE descriptor_index_shadow RENAME TO descriptor_index")
+    legacy = [n.split(" ")[1] for n in _names(engine, "descriptor_index")]
+    assert any(n.startswith("descriptor_index_shadow") for n in legacy)
+
+    def shapes(table: str) -> list[str]:
+        return sorted(d for n, d in _names(engine, table).items() if not n.startswith("trigger"))
+
+    def prefixes_ok(table: str) -> bool:
+        bare = [n.split(" ")[-1] for n in _names(engine, table)]
+        others = {"descriptor_index_shadow", "descriptor_index_previous", "descriptor_index_swap"}
+        others.discard(table)
+        return all(n.startswith(table) and not n.startswith(tuple(others)) for n in bare)
+
+    pg.create_shadow(engine)  # over the names the earlier swap left on the live table
+    keys = {n.split(" ")[1] for n in migrated if n.startswith("constraint")}
+    secondary = [n for n in migrated if n.startswith("index") and n.split(" ")[1] not in keys]
+    assert len(secondary) == 4 and len(pg.build_shadow_indexes(engine)) == len(secondary)
+    assert shapes(pg.SHADOW_TABLE) == shapes("descriptor_index") == sorted(
+        d for n, d in migrated.items() if not n.startswith("trigger")
+    )
+    pg.swap_in_shadow(engine)
+    assert prefixes_ok("descriptor_index") and prefixes_ok(pg.PREVIOUS_TABLE)
+    after_one = _names(engine, "descriptor_index")
+    pg.rollback_swap(engine)
+    assert prefixes_ok("descriptor_index") and prefixes_ok(pg.PREVIOUS_TABLE)
+    pg.create_shadow(engine)
+    pg.swap_in_shadow(engine)
+    assert _names(engine, "descriptor_index") == after_one  # stable from here on
+    assert prefixes_ok(pg.PREVIOUS_TABLE)
+    # a shadow made by the earlier version already has every index: none is built twice
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS descriptor_index_shadow")
+        conn.exec_driver_sql(
+            "CREATE TABLE descriptor_index_shadow (LIKE descriptor_index INCLUDING ALL)"
+        )
+    assert pg.build_shadow_indexes(engine) == []
+
+
 def test_shadow_build_swap_and_rollback(deployment: Deployment) -> None:
     deployment.register()
     deployment.materialize(ARTISTS)
@@ -93,22 +169,22 @@ def test_shadow_build_swap_and_rollback(deployment: Deployment) -> None:
             return int(conn.execute(sa.text("SELECT count(*) FROM descriptor_index")).scalar())
 
     def names(table: str) -> dict[str, str]:
-        """Index and trigger names of a table, each with its definition less the names."""
-        query = (
-            "SELECT indexname, regexp_replace(indexdef, '^.* USING ', '') FROM pg_indexes "
-            "WHERE tablename = :t UNION ALL SELECT tgname, tgfoid::regproc::text FROM pg_trigger "
-            "WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"
-        )
-        with store.engine.connect() as conn:
-            return dict(conn.execute(sa.text(query), {"t": table}).all())
+        return _names(store.engine, table)
 
     def renamed(shape: dict[str, str], table: str) -> dict[str, str]:
-        return {table + n.removeprefix("descriptor_index"): d for n, d in shape.items()}
+        """The same names for another table (each key is its kind, a space, the name)."""
+        kinds = (n.split(" ", 1) for n in shape)
+        return {
+            f"{k} {table}{n.removeprefix('descriptor_index')}": d
+            for (k, n), d in zip(kinds, shape.values(), strict=True)
+        }
 
     live = names("descriptor_index")  # the migrations' names
-    assert {"descriptor_index_search", "descriptor_index_name_trgm", "descriptor_index_key"} <= set(
-        live
-    )
+    assert {
+        "index descriptor_index_search",
+        "index descriptor_index_name_trgm",
+        "constraint descriptor_index_key",
+    } <= set(live)
     published = count()
     pg.create_shadow(store.engine)
     # the keys' indexes only: the others are built once, whole, before the swap
@@ -153,6 +229,7 @@ def test_shadow_build_swap_and_rollback(deployment: Deployment) -> None:
         pg.swap_in_shadow(store.engine)
     assert count() != published and store.search("shoegaze")[0].name == "shoegaze"
     assert names("descriptor_index") == live
+    assert names(pg.PREVIOUS_TABLE) == renamed(live, pg.PREVIOUS_TABLE)
 
 
 def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str) -> None:
