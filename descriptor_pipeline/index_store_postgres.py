@@ -84,8 +84,12 @@ MAX_NAME_BYTES = 63  # PostgreSQL cuts longer names silently, which could make t
 _INDEX_DEFINITION = re.compile(r"^CREATE (UNIQUE )?INDEX \S+ ON (?:ONLY )?\S+ (USING .+)$")
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _execute(conn: sa.Connection, statement: str, *names: str, tail: str = "") -> None:
+    """Run `statement` in `conn`'s transaction, each `{}` filled with one of `names` quoted as
+    an identifier by psycopg, then `tail` as it is (a definition read from the catalog)."""
+    query = sql.SQL(statement).format(*map(sql.Identifier, names)) + sql.SQL(tail)
+    with conn.connection.driver_connection.cursor() as cur:
+        cur.execute(query)
 
 
 def _renamed(name: str, to_table: str) -> str:
@@ -126,7 +130,7 @@ def _rename_indexes(conn: sa.Connection, table: str, to_table: str) -> None:
     for name, _, _ in _indexes(conn, table):
         new = _renamed(name, to_table)
         if new != name:
-            conn.exec_driver_sql(f"ALTER INDEX {_quoted(name)} RENAME TO {_quoted(new)}")
+            _execute(conn, "ALTER INDEX {} RENAME TO {}", name, new)
 
 
 def _rename_all(conn: sa.Connection, table: str, to_table: str) -> None:
@@ -138,9 +142,7 @@ def _rename_all(conn: sa.Connection, table: str, to_table: str) -> None:
     for (name,) in conn.execute(triggers, {"t": table}).all():
         new = _renamed(name, to_table)
         if new != name:
-            conn.exec_driver_sql(
-                f"ALTER TRIGGER {_quoted(name)} ON {table} RENAME TO {_quoted(new)}"
-            )
+            _execute(conn, "ALTER TRIGGER {} ON {} RENAME TO {}", name, table, new)
     conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {to_table}")
 
 
@@ -160,16 +162,15 @@ def create_shadow(engine: sa.Engine) -> None:
         )
         for name, _, constraint in _indexes(conn, PUBLISHED_TABLE):
             if constraint is not None:
-                named = _quoted(_renamed(name, SHADOW_TABLE))
-                conn.exec_driver_sql(
-                    f"ALTER TABLE {SHADOW_TABLE} ADD CONSTRAINT {named} {constraint}"
-                )
+                new = _renamed(name, SHADOW_TABLE)
+                statement = "ALTER TABLE {} ADD CONSTRAINT {} "
+                _execute(conn, statement, SHADOW_TABLE, new, tail=constraint)
         # same owner as the live table (the writer role), so it can take over doc_id's sequence
         owner = conn.execute(
             sa.text("SELECT tableowner FROM pg_tables WHERE tablename = :t"),
             {"t": PUBLISHED_TABLE},
         ).scalar()
-        conn.exec_driver_sql(f"ALTER TABLE {SHADOW_TABLE} OWNER TO {_quoted(str(owner))}")
+        _execute(conn, "ALTER TABLE {} OWNER TO {}", SHADOW_TABLE, str(owner))
         # LIKE copies no triggers: the search vocabulary learns the shadow's words too, by the
         # triggers migration 0010 puts on the live table
         for statement in _VOCABULARY.postgres_word_triggers(SHADOW_TABLE):
@@ -197,7 +198,7 @@ def build_shadow_indexes(engine: sa.Engine) -> list[str]:
         if (unique, method) in has:
             continue
         with engine.begin() as conn:
-            conn.exec_driver_sql(f"CREATE {unique}INDEX {_quoted(name)} ON {SHADOW_TABLE} {method}")
+            _execute(conn, f"CREATE {unique}INDEX {{}} ON {{}} ", name, SHADOW_TABLE, tail=method)
         built.append(name)
     return built
 

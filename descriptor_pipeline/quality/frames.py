@@ -133,11 +133,8 @@ def normalized_facts(
             fields += [name] * count
             texts += [item if type(item) is str else str(item) for item in items]
             found = sources_of(provenance.get(name))
-            if len(found) >= count:
-                sources += found[:count]
-            else:
-                sources += found
-                sources += [None] * (count - len(found))
+            sources += found[:count]
+            sources += [None] * (count - len(found))  # nothing when it covers every value
             if not tree:
                 in_tree += [None] * count
                 continue
@@ -150,9 +147,9 @@ def normalized_facts(
                 in_tree.append(canonical_of[item])
         records.append(record)
     frame = pd.DataFrame(records, columns=normalized_columns(resource_type), dtype=object)
-    lines = dict(zip(VALUE_FRAME_COLUMNS, (ids, fields, texts, sources, in_tree), strict=True))
     if not ids:  # no value at all: the columns without a type, as the records would build it
         return frame, pd.DataFrame(columns=list(VALUE_FRAME_COLUMNS))
+    lines = dict(zip(VALUE_FRAME_COLUMNS, (ids, fields, texts, sources, in_tree), strict=True))
     return frame, pd.DataFrame(lines, columns=list(VALUE_FRAME_COLUMNS))
 
 
