@@ -12,18 +12,23 @@ differ from stock dagster-celery 0.29.27, each for a reason:
 - Delivery: a task is acknowledged after it ran (`task_acks_late`), so when a worker dies the
   broker hands its step to another worker; every task carries the code version of the run
   process, and a worker with other code refuses it (`CodeVersionMismatch`) instead of running it.
-  A worker also drops a task of a run that already finished (a late redelivery), so a step is
-  never published again after the run gave up or a resume re-ran it.
+  A worker also drops a task of a run that already finished (a late redelivery), and a step
+  whose run ends while it runs (failed, or terminated from the UI) is stopped (`RunWatch`), so
+  a step is not published after the run gave up or a resume re-ran it.
 - A lost broker: the run process's next publish or result poll fails within seconds and fails
   the run, which frees the pool slots its steps held; a worker stops the step it was running
-  (`worker_cancel_long_running_tasks_on_connection_loss`). Re-execution from failure completes
-  the run (test_celery.py, test_a_broker_lost_mid_backfill_...).
+  (`worker_cancel_long_running_tasks_on_connection_loss`), and `RunWatch` stops one Celery's
+  cancel misses (received, not yet started when the connection went). Re-execution from failure
+  completes the run (test_celery.py, test_a_broker_lost_mid_backfill_...).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import signal
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,10 +36,11 @@ from typing import Any
 import celery
 import dagster as dg
 from celery import Celery
+from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 from dagster._core.execution.retries import RetryMode
 from dagster._grpc.types import ExecuteStepArgs
-from dagster._serdes import pack_value
+from dagster._serdes import pack_value, unpack_value
 from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CELERY_CONFIG, CeleryExecutor
@@ -45,9 +51,11 @@ from kombu import Queue
 from descriptor_pipeline.celery_routing import DEFAULT_QUEUE, QUEUES
 
 logger = get_task_logger(__name__)
+watch_logger = logging.getLogger(__name__)  # from a thread without a task context
 
 DEFAULT_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 CODE_VERSION_KWARG = "descriptor_code_version"
+RUN_WATCH_SECONDS = 1.0  # how often a running step reads its run's status
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -107,6 +115,78 @@ class CodeVersionMismatch(RuntimeError):
     """A worker was handed a step of code it does not run."""
 
 
+_IN_POOL_PROCESS = False  # set in prefork pool processes, where a step may end its own process
+
+
+@worker_process_init.connect
+def _mark_pool_process(**_: Any) -> None:
+    global _IN_POOL_PROCESS
+    _IN_POOL_PROCESS = True
+
+
+def run_over(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """Why a step of this run must not run or publish any more, or None while it may."""
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return "deleted"
+    if run.is_finished or run.status == dg.DagsterRunStatus.CANCELING:
+        return run.status.value
+    return None
+
+
+class RunWatch:
+    """Stops the step when its run ends while the step runs.
+
+    Two ways a step outlived its run, both seen in the tests: Celery's cancel on a lost broker
+    signals only steps the pool has reported started, so a step received just before the cut
+    ran on and published into the failed run; and dagster-celery's terminate (the UI's
+    Terminate) revokes tasks without stopping a running one, so the run waited for it. The
+    watch reads the run's status every `interval` seconds and, once the run is over or being
+    cancelled, sends its pool process SIGTERM, as Celery's cancel does. Dagster turns it into
+    an interrupt of the step (DagsterExecutionInterruptedError): the step fails, its query is
+    cancelled and its transaction rolls back. Outside a prefork pool process (`-P solo`,
+    threads) the signal would shut the worker down, so the watch only logs there.
+    """
+
+    def __init__(
+        self, instance: dg.DagsterInstance, run_id: str, step: str, task_id: str, interval: float
+    ) -> None:
+        self._instance, self._run_id, self._interval = instance, run_id, interval
+        self._step, self._task_id = step, task_id  # for the log: the thread has no task context
+        self._done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._watch, name="descriptor-run-watch", daemon=True
+        )
+
+    def __enter__(self) -> RunWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                over = run_over(self._instance, self._run_id)
+            except Exception as exc:  # an unreachable instance DB: the step's own writes fail too
+                watch_logger.warning("run watch of %s could not read its run: %r", self._step, exc)
+                continue
+            if over is None or self._done.is_set():
+                continue
+            watch_logger.warning(
+                "stopping step %s of run %s: the run is %s (task %s)",
+                self._step,
+                self._run_id,
+                over,
+                self._task_id,
+            )
+            if _IN_POOL_PROCESS:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
 class DescriptorTask(celery.Task):
     """dagster-celery's step task, guarded by the code version and the run's status."""
 
@@ -118,21 +198,19 @@ class DescriptorTask(celery.Task):
                 f"{CODE_VERSION}, the run needs {wanted}: deploy the same code to the worker "
                 "or stop it (docs/rollout.md, 'Past one machine: Celery workers')"
             )
-        if self._run_finished(kwargs["execute_step_args_packed"]):
-            # a redelivery after the run gave up (a dead worker, a lost broker): running it
-            # would publish a step of a finished run; the resume of that run re-runs it
-            logger.warning("dropped task %s: its run has finished", self.request.id)
-            return []
-        return super().__call__(*args, **kwargs)
-
-    @staticmethod
-    def _run_finished(packed: Mapping[str, Any]) -> bool:
-        from dagster._serdes import unpack_value
-
-        step_args = unpack_value(dict(packed), as_type=ExecuteStepArgs)
+        step_args = unpack_value(dict(kwargs["execute_step_args_packed"]), as_type=ExecuteStepArgs)
         instance = dg.DagsterInstance.from_ref(step_args.instance_ref)  # type: ignore[arg-type]
-        run = instance.get_run_by_id(step_args.run_id)
-        return run is None or run.is_finished
+        try:
+            if run_over(instance, step_args.run_id) is not None:
+                # a redelivery after the run gave up (a dead worker, a lost broker): running it
+                # would publish a step of a finished run; the resume of that run re-runs it
+                logger.warning("dropped task %s: its run has finished", self.request.id)
+                return []
+            step = ",".join(step_args.step_keys_to_execute or [])
+            with RunWatch(instance, step_args.run_id, step, self.request.id, RUN_WATCH_SECONDS):
+                return super().__call__(*args, **kwargs)
+        finally:
+            instance.dispose()
 
 
 def make_descriptor_app(broker: str | None = None, backend: str | None = None) -> Celery:

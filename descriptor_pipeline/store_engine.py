@@ -138,6 +138,23 @@ def _lenient_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.text_factory = _lenient_text
 
 
+# PostgreSQL 14+: how often a busy backend checks that its client is still there
+CLIENT_CHECK_MS = 1000
+
+
+def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """A backend whose client is gone stops within a second, even waiting for a lock.
+
+    Without it PostgreSQL notices a dead client only when it next writes to it: a step stopped
+    mid-query (its run failed or was terminated, `celery_app.RunWatch`; `kill -9`) left its
+    query waiting on the server until the lock freed, then running to the end (measured: still
+    waiting 5 s after the kill without the check, gone after 0.2 s with a 200 ms check)."""
+    if dbapi_connection.info.server_version >= 140000:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
+        dbapi_connection.commit()
+
+
 def create_engine(url: str, lenient_text: bool = False, **kwargs: Any) -> sa.Engine:
     """SQLite with WAL, or PostgreSQL through psycopg 3 (COPY) whatever driver the URL names."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -146,6 +163,8 @@ def create_engine(url: str, lenient_text: bool = False, **kwargs: Any) -> sa.Eng
         # JSONB columns decode with orjson: the stdlib decoder was 17-22% of a full backfill
         kwargs.setdefault("json_deserializer", orjson.loads)
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    if engine.dialect.name == "postgresql":
+        sa.event.listen(engine, "connect", _postgres_on_connect)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         if lenient_text:

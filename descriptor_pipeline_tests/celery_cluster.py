@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,17 +155,30 @@ class Cluster:
         return proc
 
     @contextlib.contextmanager
-    def catalog_table_locked(self, resource_type: str) -> Iterator[None]:
+    def catalog_table_locked(self, resource_type: str) -> Iterator[Callable[[], int]]:
         """Hold a resource table of the catalog exclusively: a step that reads it blocks
-        mid-step until the block ends (a step in flight, on a worker)."""
+        mid-step until the block ends (a step in flight, on a worker). Yields a count of the
+        sessions waiting for the lock (a stopped step's session is gone)."""
         data_url = self.env["DESCRIPTOR_CATALOG_URL"]
         table = open_catalog(data_url, None).resource_table(resource_type).name
         locker = sa.create_engine(data_url)
         conn = locker.connect()
         tx = conn.begin()
         conn.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+        holder = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+
+        def waiting() -> int:
+            with locker.connect() as probe:
+                return probe.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE :holder = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"holder": holder},
+                ).scalar_one()
+
         try:
-            yield
+            yield waiting
         finally:
             tx.rollback()
             conn.close()

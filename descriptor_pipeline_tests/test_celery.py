@@ -236,7 +236,7 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
     data_url = c.env["DESCRIPTOR_CATALOG_URL"]
     # the track partition's raw step blocks inside its catalog read, so a step is mid-flight on
     # a worker when the broker goes, while the other worker works through the other partitions
-    with c.catalog_table_locked("track"):
+    with c.catalog_table_locked("track") as waiting_for_lock:
         procs = {t: c.launch(f"run-{t}", partition_tags(t, "full")) for t in types}
         logs = [*(c.log(f"run-{t}") for t in types), *(c.log(w) for w in workers)]
 
@@ -255,6 +255,11 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
             wait_for(f"run {t} to end without its broker", lambda p=proc: p.poll() is not None,
                      60, logs)
         ended = time.monotonic() - cut
+        # every step still blocked in the catalog read belongs to a run that is over: it is
+        # stopped (Celery's cancel, or the run watch for a step received just before the cut)
+        # while the table is still locked, so it cannot publish into its failed run
+        wait_for("the blocked steps of the failed runs to be stopped",
+                 lambda: waiting_for_lock() == 0, 30, logs)
     records = runs_by_mode(instance, "full")
     status = {r.dagster_run.tags["dagster/partition"]: r.dagster_run.status for r in records}
     failed = [r.dagster_run for r in records if r.dagster_run.status == dg.DagsterRunStatus.FAILURE]
@@ -308,6 +313,36 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
     # the step that was mid-flight when the broker went was stopped: only its resume published
     (track_raw,) = materializations(instance, "raw_descriptors")[f"{RANGE.key}|track"]
     assert track_raw.run_id in resumed_ids, "the cut step published in the failed run"
+
+
+def test_terminating_a_run_stops_its_step_on_the_worker(
+    cluster: tuple[Cluster, dg.DagsterInstance],
+) -> None:
+    """The UI's Terminate marks the run CANCELING and interrupts its run process, and
+    dagster-celery then revokes its tasks without stopping the one running: the run watch
+    stops it, so the run ends while the step is still blocked, and nothing is published."""
+    c, instance = cluster
+    worker = c.start_worker("bulk")
+    with c.catalog_table_locked("artist") as waiting_for_lock:
+        proc = c.launch("run-artist", partition_tags("artist", "full"))
+        logs = [c.log(worker), c.log("run-artist")]
+        wait_for("the raw step to block in its catalog read", lambda: waiting_for_lock() == 1,
+                 120, logs)
+        (record,) = runs_by_mode(instance, "full")
+        run = record.dagster_run
+        # what DefaultRunLauncher.terminate does: CANCELING, then interrupt the run's execution
+        instance.report_run_canceling(run)
+        proc.send_signal(signal.SIGINT)
+        wait_for("the step to be stopped", lambda: waiting_for_lock() == 0, 30, logs)
+        finish(c, "run-artist", proc, timeout=60)
+        ended = instance.get_run_by_id(run.run_id)
+        assert ended is not None and ended.is_finished
+        assert ended.status != dg.DagsterRunStatus.SUCCESS
+    text = c.log(worker).read_text(errors="replace")
+    assert f"stopping step raw_descriptors of run {run.run_id}: the run is CANCELING" in text
+    time.sleep(2)  # a step that had survived would now read the unlocked table and publish
+    published = instance.fetch_materializations(dg.AssetKey("raw_descriptors"), limit=10)
+    assert published.records == [], "the terminated run's step published"
 
 
 def test_the_workers_script_starts_lists_drains_and_stops_workers(
