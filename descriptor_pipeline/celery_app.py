@@ -12,9 +12,10 @@ differ from stock dagster-celery 0.29.27, each for a reason:
 - Delivery: a task is acknowledged after it ran (`task_acks_late`), so when a worker dies the
   broker hands its step to another worker; every task carries the code version of the run
   process, and a worker with other code refuses it (`CodeVersionMismatch`) instead of running it.
-  A worker also drops a task of a run that already finished (a late redelivery), and a step
-  whose run ends while it runs (failed, or terminated from the UI) is stopped (`RunWatch`), so
-  a step is not published after the run gave up or a resume re-ran it.
+  A worker also drops a task of a run that is already over (a late redelivery), and a step
+  whose run ends while it runs (failed, or terminated from the UI) is interrupted within about
+  a second (`RunWatch`), so a step of a run that gave up does not publish unless it commits in
+  that second (a resume then finds its rows in place and writes nothing).
 - A lost broker: the run process's next publish or result poll fails within seconds and fails
   the run, which frees the pool slots its steps held; a worker stops the step it was running
   (`worker_cancel_long_running_tasks_on_connection_loss`), and `RunWatch` stops one Celery's
@@ -142,10 +143,16 @@ class RunWatch:
     ran on and published into the failed run; and dagster-celery's terminate (the UI's
     Terminate) revokes tasks without stopping a running one, so the run waited for it. The
     watch reads the run's status every `interval` seconds and, once the run is over or being
-    cancelled, sends its pool process SIGTERM, as Celery's cancel does. Dagster turns it into
-    an interrupt of the step (DagsterExecutionInterruptedError): the step fails, its query is
-    cancelled and its transaction rolls back. Outside a prefork pool process (`-P solo`,
-    threads) the signal would shut the worker down, so the watch only logs there.
+    cancelled, sends its pool process SIGTERM, as Celery's cancel does, and again every
+    interval until the step returns. While the step's code runs, Dagster turns the signal into
+    an interrupt (DagsterExecutionInterruptedError): the step fails and its transaction rolls
+    back; the server ends the query once it sees the client gone (`store_engine`'s
+    `client_connection_check_interval`). Before the step's code starts, a pool process that
+    already ran a step ignores SIGTERM (Dagster leaves it mapped to SIGINT's SIG_IGN), hence
+    the repeats; a fresh one exits, and the broker redelivers the task, which is dropped.
+    Outside a prefork pool process (`-P solo`, threads) the signal would shut the worker down,
+    so the watch only logs there. Each check is one read of the run storage (dagster-postgres
+    opens a connection per read): one per running step per second.
     """
 
     def __init__(
@@ -164,27 +171,33 @@ class RunWatch:
 
     def __exit__(self, *_: object) -> None:
         self._done.set()
-        self._thread.join()
+        # a read hung on the run storage must not hold the finished task; the thread is a
+        # daemon and, `_done` being set, signals nothing once its read returns
+        self._thread.join(timeout=self._interval + 5)
 
     def _watch(self) -> None:
+        over = None
         while not self._done.wait(self._interval):
-            try:
-                over = run_over(self._instance, self._run_id)
-            except Exception as exc:  # an unreachable instance DB: the step's own writes fail too
-                watch_logger.warning("run watch of %s could not read its run: %r", self._step, exc)
-                continue
-            if over is None or self._done.is_set():
-                continue
-            watch_logger.warning(
-                "stopping step %s of run %s: the run is %s (task %s)",
-                self._step,
-                self._run_id,
-                over,
-                self._task_id,
-            )
-            if _IN_POOL_PROCESS:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return
+            if over is None:
+                try:
+                    over = run_over(self._instance, self._run_id)
+                except Exception as exc:  # an unreachable instance DB: the step's writes fail too
+                    watch_logger.warning(
+                        "run watch of %s could not read its run: %r", self._step, exc
+                    )
+                    continue
+                if over is None:
+                    continue
+                watch_logger.warning(
+                    "stopping step %s of run %s: the run is %s (task %s)",
+                    self._step,
+                    self._run_id,
+                    over,
+                    self._task_id,
+                )
+            if self._done.is_set() or not _IN_POOL_PROCESS:
+                return
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class DescriptorTask(celery.Task):
@@ -201,10 +214,11 @@ class DescriptorTask(celery.Task):
         step_args = unpack_value(dict(kwargs["execute_step_args_packed"]), as_type=ExecuteStepArgs)
         instance = dg.DagsterInstance.from_ref(step_args.instance_ref)  # type: ignore[arg-type]
         try:
-            if run_over(instance, step_args.run_id) is not None:
+            over = run_over(instance, step_args.run_id)
+            if over is not None:
                 # a redelivery after the run gave up (a dead worker, a lost broker): running it
                 # would publish a step of a finished run; the resume of that run re-runs it
-                logger.warning("dropped task %s: its run has finished", self.request.id)
+                logger.warning("dropped task %s: its run is over (%s)", self.request.id, over)
                 return []
             step = ",".join(step_args.step_keys_to_execute or [])
             with RunWatch(instance, step_args.run_id, step, self.request.id, RUN_WATCH_SECONDS):

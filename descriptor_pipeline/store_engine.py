@@ -7,6 +7,7 @@ choices (WAL and busy timeout on SQLite, psycopg 3 and orjson on Postgres) are m
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from descriptor_pipeline.id_ranges import IdRange
 from descriptor_pipeline.tables import metadata
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 P = ParamSpec("P")
@@ -140,6 +143,7 @@ def _lenient_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 # PostgreSQL 14+: how often a busy backend checks that its client is still there
 CLIENT_CHECK_MS = 1000
+_client_check_warned = False
 
 
 def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -148,11 +152,19 @@ def _postgres_on_connect(dbapi_connection: Any, _record: Any) -> None:
     Without it PostgreSQL notices a dead client only when it next writes to it: a step stopped
     mid-query (its run failed or was terminated, `celery_app.RunWatch`; `kill -9`) left its
     query waiting on the server until the lock freed, then running to the end (measured: still
-    waiting 5 s after the kill without the check, gone after 0.2 s with a 200 ms check)."""
-    if dbapi_connection.info.server_version >= 140000:
+    waiting 5 s after the kill without the check, gone after 0.2 s with a 200 ms check).
+    A server that cannot check (before 14; Windows; 14 outside Linux) refuses the setting: the
+    connection then goes on without it, once warned."""
+    global _client_check_warned
+    try:
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
         dbapi_connection.commit()
+    except Exception as exc:  # the driver's error class: psycopg 3 or psycopg2
+        dbapi_connection.rollback()
+        if not _client_check_warned:
+            _client_check_warned = True
+            logger.warning("client_connection_check_interval not set on this server: %s", exc)
 
 
 def create_engine(url: str, lenient_text: bool = False, **kwargs: Any) -> sa.Engine:
@@ -163,7 +175,7 @@ def create_engine(url: str, lenient_text: bool = False, **kwargs: Any) -> sa.Eng
         # JSONB columns decode with orjson: the stdlib decoder was 17-22% of a full backfill
         kwargs.setdefault("json_deserializer", orjson.loads)
     engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql" and engine.dialect.driver in ("psycopg", "psycopg2"):
         sa.event.listen(engine, "connect", _postgres_on_connect)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_on_connect)

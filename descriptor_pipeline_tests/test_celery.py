@@ -17,7 +17,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import sqlalchemy as sa
-import yaml
 
 from descriptor_pipeline.catalog import open_catalog
 from descriptor_pipeline.defs.assets import CATALOG_POOL, WRITER_POOL
@@ -27,7 +26,6 @@ from descriptor_pipeline.id_ranges import DescriptorPartition, IdRange
 from descriptor_pipeline.index_store import open_store
 from descriptor_pipeline.refresh.tags import run_tags, scope_tags
 from descriptor_pipeline_tests.celery_cluster import (
-    REPO,
     Cluster,
     cluster_env,
     executed_tasks,
@@ -284,7 +282,7 @@ def test_a_broker_lost_mid_backfill_fails_the_runs_and_the_resume_completes_them
                if r.dagster_run.parent_run_id in {run.run_id for run in failed}]
     assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in resumed)
     resumed_ids = {run.run_id for run in resumed}
-    dropped = sum(c.log(w).read_text(errors="replace").count("its run has finished")
+    dropped = sum(c.log(w).read_text(errors="replace").count("its run is over")
                   for w in workers)
     print(f"\nbroker cut after {done_before} steps: {len(failed)} of 4 runs failed within "
           f"{ended:.1f}s; workers back {reconnected:.1f}s after the broker; {dropped} stale "
@@ -336,8 +334,7 @@ def test_terminating_a_run_stops_its_step_on_the_worker(
         wait_for("the step to be stopped", lambda: waiting_for_lock() == 0, 30, logs)
         finish(c, "run-artist", proc, timeout=60)
         ended = instance.get_run_by_id(run.run_id)
-        assert ended is not None and ended.is_finished
-        assert ended.status != dg.DagsterRunStatus.SUCCESS
+        assert ended is not None and ended.status == dg.DagsterRunStatus.CANCELED
     text = c.log(worker).read_text(errors="replace")
     assert f"stopping step raw_descriptors of run {run.run_id}: the run is CANCELING" in text
     time.sleep(2)  # a step that had survived would now read the unlocked table and publish
@@ -388,21 +385,3 @@ def test_stop_lets_the_running_step_finish(cluster: tuple[Cluster, dg.DagsterIns
     assert re.search(r"Task execute_plan\[\S+\] succeeded", log.read_text(errors="replace"))
     published = instance.fetch_materializations(dg.AssetKey("raw_descriptors"), limit=10)
     assert len(published.records) == 1, "the step finished and published after the stop"
-
-
-def test_the_run_queue_lanes_and_the_celery_queues_agree() -> None:
-    """No broker needed: the lanes `dagster.yaml` limits, every mode's tags and the queues the
-    Celery app declares come from one table (celery_routing)."""
-    from descriptor_pipeline.celery_app import app
-    from descriptor_pipeline.celery_routing import LANE_QUEUES, MODE_PRIORITY, QUEUE_TAG
-    from descriptor_pipeline.refresh.tags import BULK_MODES, TAG_LANE
-
-    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    limited = {limit.get("value") for limit in config["concurrency"]["runs"][
-        "tag_concurrency_limits"] if limit["key"] == TAG_LANE}
-    assert limited and limited <= set(LANE_QUEUES)
-    for mode in sorted({*MODE_PRIORITY, *BULK_MODES}):
-        tags = run_tags(mode)
-        assert tags[QUEUE_TAG] == LANE_QUEUES[tags[TAG_LANE]], mode
-    assert {q.name: q.queue_arguments for q in app.conf.task_queues} == {
-        q: {"x-max-priority": 10} for q in LANE_QUEUES.values()}

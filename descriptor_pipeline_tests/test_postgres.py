@@ -266,6 +266,22 @@ def test_roles_reader_reads_only_the_index_writer_runs_the_pipeline(pg_url: str)
     admin.dispose()
 
 
+def test_every_connection_checks_that_its_client_is_still_there(pg_url: str) -> None:
+    """A stopped step's query must not wait on the server after its process is gone
+    (store_engine._postgres_on_connect), through either driver the project's URLs name."""
+    for url in (pg_url, pg_url.replace("+psycopg", "+psycopg2")):
+        engine = create_engine(url)
+        show = "SHOW client_connection_check_interval"
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql(show).scalar() == "1s", url
+                conn.rollback()  # the pool's reset does not undo it
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql(show).scalar() == "1s", url
+        finally:
+            engine.dispose()
+
+
 def test_migrations_are_idempotent(pg_url: str) -> None:
     engine = create_engine(pg_url)
     assert run_migrations(engine) == run_migrations(engine) == "0011"
