@@ -26,7 +26,6 @@ differ from stock dagster-celery 0.29.27, each for a reason:
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import signal
 import threading
@@ -52,7 +51,6 @@ from kombu import Queue
 from descriptor_pipeline.celery_routing import DEFAULT_QUEUE, QUEUES
 
 logger = get_task_logger(__name__)
-watch_logger = logging.getLogger(__name__)  # from a thread without a task context
 
 DEFAULT_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 CODE_VERSION_KWARG = "descriptor_code_version"
@@ -159,7 +157,9 @@ class RunWatch:
         self, instance: dg.DagsterInstance, run_id: str, step: str, task_id: str, interval: float
     ) -> None:
         self._instance, self._run_id, self._interval = instance, run_id, interval
-        self._step, self._task_id = step, task_id  # for the log: the thread has no task context
+        self._step = step
+        # Celery's log format reads the task from the thread, which the watch's thread is not
+        self._task = {"task_name": TASK_EXECUTE_PLAN_NAME, "task_id": task_id}
         self._done = threading.Event()
         self._thread = threading.Thread(
             target=self._watch, name="descriptor-run-watch", daemon=True
@@ -182,18 +182,21 @@ class RunWatch:
                 try:
                     over = run_over(self._instance, self._run_id)
                 except Exception as exc:  # an unreachable instance DB: the step's writes fail too
-                    watch_logger.warning(
-                        "run watch of %s could not read its run: %r", self._step, exc
+                    logger.warning(
+                        "run watch of %s could not read its run: %r",
+                        self._step,
+                        exc,
+                        extra=self._task,
                     )
                     continue
                 if over is None:
                     continue
-                watch_logger.warning(
-                    "stopping step %s of run %s: the run is %s (task %s)",
+                logger.warning(
+                    "stopping step %s of run %s: the run is %s",
                     self._step,
                     self._run_id,
                     over,
-                    self._task_id,
+                    extra=self._task,
                 )
             if self._done.is_set() or not _IN_POOL_PROCESS:
                 return
