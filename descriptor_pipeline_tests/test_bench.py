@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from bench.generate_catalog import generate
 from bench.report import RESULTS, load, table
-from bench.time_breakdown import OUTSIDE, categorize
+from bench.time_breakdown import OUTSIDE, categorize, top_outside
 from bench.time_breakdown import table as breakdown_table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -54,21 +54,61 @@ def test_benchmarks_doc_shows_the_stored_results() -> None:
 
 
 def test_time_breakdown_puts_each_sample_in_its_first_category() -> None:
-    run = "main;_materialize (bench/partition_runs.py:90);execute (dagster/x.py:1)"
+    # frames as py-spy writes them (`--format raw`): function (path:line), root first
+    run = (
+        "<module> (bench/time_breakdown.py:230);_materialize (bench/partition_runs.py:112);"
+        "execute_in_process (dagster/_core/definitions/job_definition.py:732)"
+    )
+    raw = f"{run};raw_descriptors (descriptor_pipeline/defs/assets.py:281)"
+    stage = (
+        f"{raw};_run (descriptor_pipeline/defs/assets.py:211);"
+        "extract_raw (descriptor_pipeline/raw_stage.py:195)"
+    )
+    publish = (
+        f"{run};publish_partition (descriptor_pipeline/stages.py:299);"
+        "IndexStore.sync_chunk (descriptor_pipeline/index_store.py:107);"
+        "copy_upsert (descriptor_pipeline/index_store_postgres.py:29)"
+    )
+    events = "SqliteEventLogStorage.store_event (dagster/_core/storage/event_log/sqlite/x.py:260)"
     samples = [
+        # GX under the raw check: GX validation, not the check's other work
+        (
+            f"{raw};raw_results (descriptor_pipeline/defs/checks.py:235);"
+            "_validate (descriptor_pipeline/defs/checks.py:215);"
+            "validate (descriptor_pipeline/quality/suites.py:310);"
+            "Validator.graph_validate (great_expectations/validator/validator.py:598)",
+            2,
+        ),
         # the checks' observer runs inside a stage: it counts as checks
-        (f"{run};normalize_partition (s.py:1);LayerValidator.__call__ (f.py:2)", 2),
-        (f"{run};normalize_partition (s.py:1);normalize_rows (n.py:3)", 3),
-        (f"{run};extract_raw (r.py:1);CatalogSource.fingerprint (c.py:4)", 1),
-        (f"{run};store_event (dagster/sqlite.py:5)", 4),
-        ("main;_worker_init (bench/partition_runs.py:50)", 90),  # outside any run: not counted
+        (
+            f"{run};normalize_partition (descriptor_pipeline/stages.py:218);"
+            "LayerValidator.__call__ (descriptor_pipeline/quality/frames.py:219)",
+            1,
+        ),
+        # a ledger write is not a catalog read
+        (f"{stage};PartitionLedger.record_fingerprint (descriptor_pipeline/x.py:50)", 1),
+        (f"{stage};CatalogSource.fingerprint (descriptor_pipeline/catalog.py:232)", 1),
+        (
+            f"{publish};Copy.__exit__ (psycopg/_copy.py:60);Copy.finish (psycopg/_copy.py:200);"
+            "Connection.wait (psycopg/connection.py:479)",
+            1,
+        ),
+        (f"{publish};Copy.write_row (psycopg/_copy.py:120)", 1),
+        (f"{raw};under_all (descriptor_pipeline/partition_lock.py:158)", 1),
+        (f"{run};{events}", 2),
+        ("<module> (bench/time_breakdown.py:230);_worker_init (bench/partition_runs.py:50)", 90),
     ]
     assert categorize(samples) == {
-        OUTSIDE: 0.4,
-        "normalize: rules (pure Python)": 0.3,
-        "checks: frames of the rows written": 0.2,
+        "checks: GX validation": 0.2,
+        "checks: frames of the rows written": 0.1,
+        "raw: other": 0.1,
         "raw: catalog read + fingerprint": 0.1,
+        "publish: COPY into the index, waiting for the server": 0.1,
+        "publish: COPY into the index, the rest": 0.1,
+        "this project's code outside the stages": 0.1,
+        OUTSIDE: 0.2,
     }
+    assert top_outside(samples) == {"SqliteEventLogStorage.store_event": 0.2}
 
 
 def test_benchmarks_doc_shows_the_stored_time_breakdown() -> None:
