@@ -77,22 +77,25 @@ def _inside_run(stack: str) -> str | None:
     return stack[at:] if at >= 0 else None
 
 
+def _label(inside: str) -> str:
+    """The first category whose frames are all on the stack of a sample inside a run."""
+    return next(
+        (
+            name
+            for name, needs in CATEGORIES
+            if all(any(alt in inside for alt in need.split("|")) for need in needs)
+        ),
+        OUTSIDE,
+    )
+
+
 def categorize(samples: list[tuple[str, int]]) -> dict[str, float]:
     """Each category's share of the samples taken inside a run (`ROOT_FRAME`), largest first."""
     counts: Counter[str] = Counter()
     for stack, n in samples:
         inside = _inside_run(stack)
-        if inside is None:
-            continue
-        label = next(
-            (
-                name
-                for name, needs in CATEGORIES
-                if all(any(alt in inside for alt in need.split("|")) for need in needs)
-            ),
-            OUTSIDE,
-        )
-        counts[label] += n
+        if inside is not None:
+            counts[_label(inside)] += n
     total = sum(counts.values())
     if not total:
         raise RuntimeError("py-spy took no sample inside a run")
@@ -109,10 +112,8 @@ def top_outside(samples: list[tuple[str, int]], top: int = 5) -> dict[str, float
         if inside is None:
             continue
         total += n
-        if categorize([(stack, 1)]) != {OUTSIDE: 1.0}:
-            continue
         frames = [f for f in inside.split(";") if "dagster/" in f]
-        if frames:
+        if frames and _label(inside) == OUTSIDE:
             counts[frames[-1].split(" (")[0]] += n
     return {k: round(v / total, 3) for k, v in counts.most_common(top)} if total else {}
 
@@ -150,6 +151,7 @@ def _worker(url: str, per_run: int, repeats: int) -> None:
 
 def measure(pg_url: str, resources: int, per_run: int, repeats: int, rate: int) -> dict[str, Any]:
     from bench.generate_catalog import generate
+    from bench.launched import code_version  # dagster with it: only here, not for the tests
 
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
@@ -166,7 +168,7 @@ def measure(pg_url: str, resources: int, per_run: int, repeats: int, rate: int) 
         samples = read_raw(raw)
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": code_version(),
         "catalog": catalog,
         "run": f"{plain['partitions']} track id ranges in one run, assets and checks",
         "seconds_per_run": [round(s, 2) for s in plain["seconds"]],
@@ -183,13 +185,6 @@ def _child_runs(command: list[str]) -> dict[str, Any]:
     )
     # the child's one JSON line; py-spy writes its own lines to the same stdout
     return json.loads(next(x for x in reversed(done.stdout.splitlines()) if x[:1] == "{"))
-
-
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
 
 
 def table(result: dict[str, Any]) -> str:
